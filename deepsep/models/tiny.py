@@ -1,0 +1,40 @@
+"""A tiny random-weights masking model, for tests and for trying the pipeline offline.
+
+It is a real masking model (STFT, a 1x1 convolution on log magnitudes, softmax masks over the
+sources, mixture phase), only untrained: its stems sum to the mixture, it runs in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..dsp import apply_masks, stft
+from .base import ModelConfig, SeparationModel
+
+
+@dataclass(frozen=True)
+class TinyConfig(ModelConfig):
+    n_fft: int = 256
+    hop: int = 64
+
+
+class TinyMasker(SeparationModel):
+    config_class = TinyConfig
+    default_segment = 2.0
+
+    def __init__(self, config: TinyConfig):
+        super().__init__(config)
+        c, s = config.audio_channels, len(config.sources)
+        self.proj = nn.Conv2d(c, s * c, kernel_size=1)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, time) -> (batch, sources, channels, time)."""
+        cfg: TinyConfig = self.config  # type: ignore[assignment]
+        b, c, t = mix.shape
+        spec = stft(mix, cfg.n_fft, cfg.hop)                    # (b, c, f, n)
+        logits = self.proj(torch.log1p(spec.abs()))              # (b, s*c, f, n)
+        masks = logits.view(b, len(cfg.sources), c, *logits.shape[-2:]).softmax(dim=1)
+        return apply_masks(spec, masks, cfg.n_fft, cfg.hop, t)

@@ -1,0 +1,39 @@
+"""The explicit registry of architectures: name -> (config dataclass, model class).
+
+No ``globals()`` or dynamic imports on user strings: a name that is not a key here is an error.
+Other architectures register by adding one line to ``ARCHITECTURES``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ModelError
+from .models.base import ModelConfig, SeparationModel
+from .models.tiny import TinyConfig, TinyMasker
+
+ARCHITECTURES: dict[str, tuple[type[ModelConfig], type[SeparationModel]]] = {
+    "tiny": (TinyConfig, TinyMasker),
+}
+
+
+def build_model(arch: str, config: dict[str, Any] | ModelConfig) -> SeparationModel:
+    """Build an untrained model of architecture ``arch`` from its config (dict or dataclass)."""
+    try:
+        config_cls, model_cls = ARCHITECTURES[arch]
+    except KeyError:
+        raise ModelError(f"unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))})") from None
+    if not isinstance(config, ModelConfig):
+        try:
+            config = config_cls.from_dict(config)
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"bad config for architecture {arch!r}: {e}") from None
+    return model_cls(config)
+
+
+def arch_name(model: SeparationModel) -> str:
+    """The registry name of a model instance's architecture."""
+    for name, (_, cls) in ARCHITECTURES.items():
+        if type(model) is cls:
+            return name
+    raise ModelError(f"{type(model).__name__} is not a registered architecture")
