@@ -1,0 +1,218 @@
+"""The layer between the CLI and the engine: read, resample, separate, write, one file at a time.
+
+Memory stays bounded whatever the file's length: the input is read in blocks, resampled by
+streaming resamplers, separated by :class:`~deepsep.engine.StreamingSeparator` and written in
+blocks to temporary files that are renamed only once complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .audio import AUDIO_EXTENSIONS, AudioReader, StemWriter, StreamResampler, subtype_for
+from .engine import StreamingSeparator
+from .errors import AudioError, DeepsepError
+from .models.base import SeparationModel
+
+CLIP_POLICIES = ("rescale", "clamp", "none")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How stems are written: which, in what format, and what to do with peaks over full scale."""
+
+    stems: tuple[str, ...] | None = None  # keep only these sources
+    two_stems: str | None = None  # write this source and "no_<source>" (the rest summed)
+    fmt: str = "wav"
+    bits: int = 16
+    clip: str = "rescale"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    segment: float | None = None  # seconds; None: the model's default
+    overlap: float = 0.25
+    batch_size: int = 1
+    device: str = "cpu"
+
+
+@dataclass
+class FileResult:
+    path: Path
+    track: str
+    duration: float = 0.0  # seconds of input audio
+    elapsed: float = 0.0  # seconds of wall time
+    outputs: dict[str, Path] = field(default_factory=dict)
+    gain_db: float = 0.0  # the common gain that "rescale" applied (0: none)
+    error: str | None = None
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time over audio duration (lower is faster)."""
+        return self.elapsed / self.duration if self.duration else float("nan")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is there, else 'cpu'; a clear error for an absent GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepsepError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise DeepsepError(f"unknown device {device!r} (choose auto, cpu or cuda)")
+    return device
+
+
+def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their audio files (recursively, sorted)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith(".")
+            ))
+        else:
+            found.append(p)
+    return found
+
+
+def track_name(path: Path) -> str:
+    """'song.wav' -> 'song'; MUSDB's 'Artist - Title.stem.mp4' -> 'Artist - Title'."""
+    name = path.name
+    for suffix in (".stem.mp4", path.suffix):
+        if suffix and name.lower().endswith(suffix.lower()):
+            return name[: -len(suffix)] or name
+    return name
+
+
+def stem_matrix(sources: Sequence[str], opts: OutputOptions) -> tuple[list[str], np.ndarray]:
+    """Output stem names and the (stems, sources) matrix that makes them from the model's sources."""
+    sources = list(sources)
+    if opts.two_stems is not None:
+        if opts.two_stems not in sources:
+            raise DeepsepError(f"--two-stems {opts.two_stems!r}: the model's sources are {', '.join(sources)}")
+        i = sources.index(opts.two_stems)
+        m = np.zeros((2, len(sources)), dtype=np.float32)
+        m[0, i] = 1
+        m[1] = 1
+        m[1, i] = 0
+        return [opts.two_stems, f"no_{opts.two_stems}"], m
+    names = list(opts.stems) if opts.stems else sources
+    unknown = [s for s in names if s not in sources]
+    if unknown:
+        raise DeepsepError(f"unknown stem(s) {', '.join(unknown)}: the model's sources are {', '.join(sources)}")
+    m = np.zeros((len(names), len(sources)), dtype=np.float32)
+    for row, name in enumerate(names):
+        m[row, sources.index(name)] = 1
+    return names, m
+
+
+ProgressFn = Callable[[int, int | None], None]  # (frames done, total frames or None)
+
+
+def separate_file(
+    model: SeparationModel,
+    path: Path,
+    out_dir: Path,
+    output: OutputOptions = OutputOptions(),
+    engine: EngineOptions = EngineOptions(),
+    track: str | None = None,
+    progress: ProgressFn | None = None,
+    block_seconds: float = 5.0,
+) -> FileResult:
+    """Separate one file into ``out_dir/<track>/<stem>.<fmt>``; raise DeepsepError on bad input.
+
+    Outputs keep the input's sample rate and channel count. On any error the temporary files
+    are removed and earlier outputs under the final names are left as they were.
+    """
+    start = time.perf_counter()
+    major, subtype = subtype_for(output.fmt, output.bits)
+    if output.clip not in CLIP_POLICIES:
+        raise DeepsepError(f"unknown clip policy {output.clip!r} (choose from {', '.join(CLIP_POLICIES)})")
+    names, matrix = stem_matrix(model.sources, output)
+    track = track or track_name(path)
+    with AudioReader(path) as reader:
+        info = reader.info
+        folder = out_dir / track
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DeepsepError(f"cannot create output folder {folder}: {e.strerror or e}") from None
+        writers: list[StemWriter] = []
+        try:
+            for name in names:
+                writers.append(StemWriter(folder / f"{name}.{output.fmt}", info.sample_rate, info.channels))
+        except (OSError, RuntimeError) as e:
+            for w in writers:
+                w.discard()
+            raise DeepsepError(f"cannot write in output folder {folder}: {_reason(e)}") from None
+        try:
+            frames, peak = _stream(model, reader, writers, matrix, engine, progress, block_seconds)
+            if peak == 0.0:
+                raise AudioError(f"{path}: the audio is digital silence, there is nothing to separate")
+            out_peak = max(w.peak for w in writers)
+            scale = 1.0
+            if output.clip == "rescale" and out_peak > 1.0:
+                scale = 1.0 / (1.01 * out_peak)  # one gain for all stems keeps their sum consistent
+            outputs = {}
+            for name, w in zip(names, writers):
+                outputs[name] = w.finish(frames, major, subtype, scale, clamp=output.clip == "clamp")
+        except BaseException:
+            for w in writers:
+                w.discard()
+            raise
+    result = FileResult(path, track, frames / info.sample_rate, time.perf_counter() - start, outputs)
+    result.gain_db = float(20 * np.log10(scale)) if scale != 1.0 else 0.0
+    return result
+
+
+def _stream(
+    model: SeparationModel,
+    reader: AudioReader,
+    writers: list[StemWriter],
+    matrix: np.ndarray,
+    engine: EngineOptions,
+    progress: ProgressFn | None,
+    block_seconds: float,
+) -> tuple[int, float]:
+    """Run the file through resampler -> separator -> resampler -> writers; (frames read, input peak)."""
+    info = reader.info
+    n_src = len(model.sources)
+    to_model = StreamResampler(info.sample_rate, model.sample_rate, info.channels)
+    from_model = StreamResampler(model.sample_rate, info.sample_rate, n_src * info.channels)
+    sep = StreamingSeparator(
+        model, info.channels, segment=engine.segment, overlap=engine.overlap,
+        batch_size=engine.batch_size, device=engine.device,
+    )
+    mix_matrix = torch.from_numpy(matrix)
+
+    def emit(stems: torch.Tensor, last: bool = False) -> None:
+        """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers."""
+        flat = stems.reshape(n_src * info.channels, -1).numpy()
+        back = from_model(flat, last=last).reshape(n_src, info.channels, -1)
+        mixed = torch.einsum("os,sct->oct", mix_matrix, torch.from_numpy(back)).numpy()
+        for w, block in zip(writers, mixed):
+            w.write(block)
+
+    frames, peak = 0, 0.0
+    for block in reader.blocks(max(1, int(block_seconds * info.sample_rate))):
+        frames += block.shape[-1]
+        peak = max(peak, float(np.abs(block).max()))
+        emit(sep.push(torch.from_numpy(to_model(block))))
+        if progress:
+            progress(frames, info.frames)
+    tail = to_model(np.zeros((info.channels, 0), dtype=np.float32), last=True)
+    stems = sep.push(torch.from_numpy(tail))
+    emit(torch.cat([stems, sep.flush()], dim=-1), last=True)
+    return frames, peak
+
+
+def _reason(e: BaseException) -> str:
+    return getattr(e, "strerror", None) or str(e).strip().splitlines()[0]

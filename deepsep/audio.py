@@ -1,0 +1,218 @@
+"""Audio in and out, in blocks: readers (libsndfile, ffmpeg as fallback), streaming resampling,
+and stem writers that write to a temporary name and rename when complete.
+
+Arrays here are numpy ``float32`` shaped ``(channels, time)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioError, DeepsepError
+
+#: extensions that ``--input DIR`` picks up
+AUDIO_EXTENSIONS = {
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".caf",
+    ".w64", ".rf64", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka",
+}
+#: output formats: name -> (libsndfile format, {bits: subtype})
+OUTPUT_FORMATS = {
+    "wav": ("WAV", {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}),
+    "flac": ("FLAC", {16: "PCM_16", 24: "PCM_24"}),
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int | None  # None when the decoder cannot tell before decoding
+
+
+class AudioReader:
+    """Reads a file block by block; checks that samples are finite."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise AudioError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise AudioError(f"{self.path}: is a folder, not an audio file")
+        if self.path.stat().st_size == 0:
+            raise AudioError(f"{self.path}: empty file")
+        self._sf: sf.SoundFile | None = None
+        try:
+            self._sf = sf.SoundFile(str(self.path))
+            self.info = AudioInfo(self._sf.samplerate, self._sf.channels, self._sf.frames)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            self.info = _ffprobe(self.path, e)
+        if self.info.channels < 1 or self.info.sample_rate < 1:
+            raise AudioError(f"{self.path}: no audio stream")
+        if self.info.frames == 0:
+            raise AudioError(f"{self.path}: the audio is empty (0 samples)")
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """Yield (channels, n) float32 blocks of at most ``frames`` samples each."""
+        source = self._sf_blocks(frames) if self._sf is not None else _ffmpeg_blocks(self.path, self.info, frames)
+        position = 0
+        for block in source:
+            if not np.isfinite(block).all():
+                bad = int(np.argmax(~np.isfinite(block).all(axis=0)))
+                t = (position + bad) / self.info.sample_rate
+                raise AudioError(f"{self.path}: NaN or infinite samples (first at {t:.2f} s)")
+            position += block.shape[-1]
+            yield block
+        if position == 0:
+            raise AudioError(f"{self.path}: the audio is empty (0 samples)")
+
+    def _sf_blocks(self, frames: int) -> Iterator[np.ndarray]:
+        assert self._sf is not None
+        try:
+            for block in self._sf.blocks(blocksize=frames, dtype="float32", always_2d=True):
+                yield np.ascontiguousarray(block.T)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioError(f"{self.path}: cannot decode ({e})") from None
+
+    def close(self) -> None:
+        if self._sf is not None:
+            self._sf.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ffprobe(path: Path, sf_error: Exception) -> AudioInfo:
+    """Stream info through ffprobe, for formats libsndfile does not read (m4a, mp4, ...)."""
+    if shutil.which("ffprobe") is None:
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(sf_error)})")
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=sample_rate,channels,duration_ts,time_base,duration", "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    streams = json.loads(proc.stdout or "{}").get("streams", []) if proc.returncode == 0 else []
+    if not streams:
+        raise AudioError(f"{path}: not a readable audio file (neither libsndfile nor ffmpeg can decode it)")
+    s = streams[0]
+    return AudioInfo(int(s.get("sample_rate", 0)), int(s.get("channels", 0)), None)
+
+
+def _ffmpeg_blocks(path: Path, info: AudioInfo, frames: int) -> Iterator[np.ndarray]:
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(info.channels), "-ar", str(info.sample_rate), "pipe:1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    step = frames * info.channels * 4
+    try:
+        while True:
+            data = proc.stdout.read(step)
+            if not data:
+                break
+            usable = len(data) - len(data) % (4 * info.channels)
+            yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, info.channels).T.copy()
+        if proc.wait() != 0:
+            raise AudioError(f"{path}: ffmpeg cannot decode it ({_first_line(proc.stderr.read().decode(errors='replace'))})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _first_line(e: object) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class StreamResampler:
+    """Resample (channels, n) blocks from ``in_rate`` to ``out_rate`` without seams (soxr, HQ)."""
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int):
+        self.identity = in_rate == out_rate
+        self._rs = None if self.identity else soxr.ResampleStream(in_rate, out_rate, channels, dtype="float32", quality="HQ")
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._rs is None:
+            return block
+        out = self._rs.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        return np.ascontiguousarray(out.T)
+
+
+def resample(wav: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """Resample a whole (channels, time) signal (soxr, HQ)."""
+    if in_rate == out_rate:
+        return wav
+    return np.ascontiguousarray(soxr.resample(np.ascontiguousarray(wav.T), in_rate, out_rate, quality="HQ").T)
+
+
+def subtype_for(fmt: str, bits: int) -> tuple[str, str]:
+    """(libsndfile format, subtype) for an output format and bit depth, or a clear error."""
+    try:
+        major, subtypes = OUTPUT_FORMATS[fmt]
+    except KeyError:
+        raise DeepsepError(f"unknown output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})") from None
+    if bits not in subtypes:
+        raise DeepsepError(f"{fmt} cannot store {bits}-bit samples (choose from {sorted(subtypes)})")
+    return major, subtypes[bits]
+
+
+class StemWriter:
+    """Write one stem in blocks to a hidden float32 file; ``finish`` converts and renames it.
+
+    Until ``finish`` succeeds nothing exists under the final name (an older file there stays
+    untouched); ``discard`` removes the temporary file.
+    """
+
+    def __init__(self, final: Path, sample_rate: int, channels: int):
+        self.final = final
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.tmp = final.with_name(f".{final.name}.partial-{os.getpid()}.w64")
+        self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
+        self.frames = 0
+        self.peak = 0.0
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) samples."""
+        if block.shape[-1]:
+            self._f.write(block.T)
+            self.frames += block.shape[-1]
+            self.peak = max(self.peak, float(np.abs(block).max()))
+
+    def finish(self, frames: int, major: str, subtype: str, scale: float, clamp: bool, block: int = 1 << 16) -> Path:
+        """Write exactly ``frames`` samples (zero-padded if fewer came) times ``scale`` to the final name."""
+        self._f.close()
+        partial = self.final.with_name(f".{self.final.name}.partial-{os.getpid()}")
+        with sf.SoundFile(str(self.tmp)) as src, sf.SoundFile(
+            str(partial), "w", self.sample_rate, self.channels, subtype=subtype, format=major
+        ) as dst:
+            left = frames
+            while left > 0:
+                data = src.read(min(block, left), dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    data = np.zeros((min(block, left), self.channels), dtype="float32")
+                data = data * scale if scale != 1.0 else data
+                if clamp or subtype.startswith("PCM"):  # integers cannot hold |x| > 1: never wrap around
+                    data = np.clip(data, -1.0, 1.0 - 2.0**-23 if subtype.startswith("PCM") else 1.0)
+                dst.write(data)
+                left -= len(data)
+        os.replace(partial, self.final)
+        self.tmp.unlink(missing_ok=True)
+        return self.final
+
+    def discard(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self.tmp.unlink(missing_ok=True)
+        for p in self.final.parent.glob(f".{self.final.name}.partial-{os.getpid()}"):
+            p.unlink(missing_ok=True)

@@ -1,0 +1,173 @@
+"""The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.api`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .api import CLIP_POLICIES, EngineOptions, FileResult, OutputOptions, collect_inputs, resolve_device, separate_file, track_name
+from .errors import DeepsepError
+from .weights import load_manifest, get_model
+from .modelinfo import model_rows
+
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with status 1."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="deepsep")
+def main() -> None:
+    """Separate speech from noise, and songs into vocals, drums, bass and other."""
+
+
+def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    names = tuple(s.strip() for v in values for s in v.split(",") if s.strip())
+    return names or None
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--input", "input_dir", metavar="DIR", help="Separate every audio file in DIR ('custom' means ./input).")
+@click.option("-m", "--model", "model_name", metavar="NAME", help="Model name, alias or .safetensors file (see `deepsep models`).")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
+              help="Output folder: stems go to OUT/<track>/<stem>.<ext>.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--segment", type=float, metavar="SECONDS", help="Segment length (default: the model's; 0: whole file at once).")
+@click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True, help="Overlap between segments, as a fraction.")
+@click.option("--batch-size", type=click.IntRange(1), help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
+@click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
+@click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
+@click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+@click.option("--bits", type=click.Choice(["16", "24", "32"]), default="16", show_default=True,
+              help="Sample size; 32 is floating point (wav only).")
+@click.option("--int24", is_flag=True, help="Same as --bits 24.")
+@click.option("--float32", is_flag=True, help="Same as --bits 32 (float wav).")
+@click.option("--clip", type=click.Choice(CLIP_POLICIES), default="rescale", show_default=True,
+              help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (float only).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, stems, two_stems,
+             fmt, bits, int24, float32, clip, quiet) -> None:
+    """Separate audio files (or every file of --input DIR) into stems."""
+    if input_dir:
+        folder = Path("input") if input_dir == "custom" else Path(input_dir)
+        if not folder.is_dir():
+            fail(f"input folder not found: {folder}")
+        paths = (*paths, folder)
+    if not paths:
+        fail("nothing to separate: give audio files or folders, or --input DIR")
+    files = collect_inputs(paths)
+    if not files:
+        fail(f"no audio files in {', '.join(map(str, paths))}")
+    bits = 24 if int24 else 32 if float32 else int(bits)
+    try:
+        device = resolve_device(device)
+        manifest = load_manifest()
+        model = get_model(model_name or manifest.default, device)
+    except DeepsepError as e:
+        fail(str(e))
+    output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip)
+    engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device)
+    results = _run_batch(model, files, out_dir, output, engine, quiet)
+    if not quiet:
+        _print_summary(results, out_dir)
+    failed = [r for r in results if r.error]
+    if failed:
+        err.print(f"[bold red]{len(failed)} of {len(results)} file(s) failed[/]", highlight=False)
+        sys.exit(1)
+
+
+def _unique_tracks(files: list[Path]) -> list[str]:
+    """Track names, made distinct when two inputs share one (song.wav, song.flac)."""
+    names, seen = [], set()
+    for f in files:
+        name = track_name(f)
+        if name in seen:
+            name = f"{name}_{f.suffix.lstrip('.')}" if f.suffix else f"{name}_{len(seen)}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _run_batch(model, files, out_dir, output, engine, quiet) -> list[FileResult]:
+    results: list[FileResult] = []
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet, transient=False,
+    )
+    with progress:
+        for path, track in zip(files, _unique_tracks(files)):
+            task = progress.add_task(track[:40], total=None)
+
+            def report(done: int, total: int | None, task=task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                result = separate_file(model, path, out_dir, output, engine, track=track, progress=report)
+                progress.update(task, completed=1, total=1)
+            except DeepsepError as e:
+                result = FileResult(path, track, error=str(e))
+            except (RuntimeError, OSError, MemoryError) as e:  # keep going with the other files
+                result = FileResult(path, track, error=f"{path}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+            if result.error:
+                progress.update(task, description=f"[red]{track[:40]}[/]")
+                progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+            results.append(result)
+    return results
+
+
+def _print_summary(results: list[FileResult], out_dir: Path) -> None:
+    table = Table(title=f"deepsep: {sum(not r.error for r in results)} of {len(results)} separated into {out_dir}/")
+    for col, justify in (("file", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"), ("outputs", "left")):
+        table.add_column(col, justify=justify)
+    for r in results:
+        if r.error:
+            table.add_row(str(r.path), "", "", "", "[red]failed[/]")
+            continue
+        stems = ", ".join(r.outputs)
+        if r.gain_db:
+            stems += f"  (rescaled {r.gain_db:+.1f} dB to avoid clipping)"
+        table.add_row(str(r.path), f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}", f"{r.track}/: {stems}")
+    out.print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+def models(as_json: bool) -> None:
+    """List the available models: where they come from, whether they are present and verified."""
+    try:
+        manifest = load_manifest()
+    except DeepsepError as e:
+        fail(str(e))
+    rows = model_rows(manifest)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"deepsep models (manifest: {manifest.path})")
+    for col in ("name", "task", "arch", "sources", "rate", "ch", "size", "from", "status", "metrics"):
+        table.add_column(col)
+    for r in rows:
+        name = r["name"] + (" (default)" if r["default"] else "") + (f" = {', '.join(r['aliases'])}" if r["aliases"] else "")
+        size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
+        table.add_row(name, r["task"], r["arch"], ", ".join(r["sources"]), f"{r['sample_rate']}", str(r["channels"]),
+                      size, r["origin"], r["status"], r["metrics"])
+    out.print(table)
+    if not manifest.entries:
+        out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")
+
+
+if __name__ == "__main__":
+    main()

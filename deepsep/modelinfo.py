@@ -1,0 +1,59 @@
+"""What `deepsep models` shows: each model, where it comes from, and whether it is present and verified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .weights import TEST_MODELS, Manifest, ManifestEntry, sha256_file
+
+
+def _hub_cached(entry: ManifestEntry) -> str | None:
+    """The entry's file in the local Hugging Face cache, if it is there (never downloads)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    assert entry.hub is not None
+    path = try_to_load_from_cache(entry.hub["repo_id"], entry.hub.get("filename", entry.file), revision=entry.hub.get("revision"))
+    return path if isinstance(path, str) else None
+
+
+def entry_status(manifest: Manifest, entry: ManifestEntry) -> tuple[str, str]:
+    """(origin, status) of a manifest entry, checking the sha256 of the file that would be used."""
+    bundled = manifest.bundled_path(entry)
+    if bundled.is_file():
+        origin, path = "bundled", str(bundled)
+    elif entry.hub:
+        origin, path = f"hub: {entry.hub['repo_id']}", _hub_cached(entry)
+        if path is None:
+            return origin, "not downloaded"
+    else:
+        return "bundled", "missing"
+    return origin, "verified" if sha256_file(path) == entry.sha256 else "SHA256 MISMATCH"
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)):
+            parts.append(f"{key} {value:.2f}")
+    return ", ".join(parts[:4])
+
+
+def model_rows(manifest: Manifest) -> list[dict[str, Any]]:
+    rows = []
+    for entry in manifest.entries.values():
+        origin, status = entry_status(manifest, entry)
+        rows.append({
+            "name": entry.name, "task": entry.task, "arch": entry.arch, "sources": list(entry.sources),
+            "sample_rate": entry.sample_rate, "channels": entry.channels, "size": entry.size,
+            "origin": origin, "status": status, "metrics": _metrics_text(entry.metrics),
+            "default": entry.name == manifest.aliases.get(manifest.default, manifest.default),
+            "aliases": sorted(a for a, n in manifest.aliases.items() if n == entry.name),
+        })
+    for name, (arch, config, _) in TEST_MODELS.items():
+        rows.append({
+            "name": name, "task": "test", "arch": arch, "sources": list(config["sources"]),
+            "sample_rate": config["sample_rate"], "channels": config["audio_channels"], "size": 0,
+            "origin": "built in", "status": "random weights (tests only)", "metrics": "",
+            "default": False, "aliases": [],
+        })
+    return rows
