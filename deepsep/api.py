@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .audio import AUDIO_EXTENSIONS, AudioReader, StemWriter, StreamResampler, subtype_for
+from .audio import AUDIO_EXTENSIONS, AudioReader, Fifo, StemWriter, StreamResampler, subtype_for
 from .engine import StreamingSeparator
 from .errors import AudioError, DeepsepError
 from .models.base import SeparationModel
@@ -182,7 +182,12 @@ def _stream(
     progress: ProgressFn | None,
     block_seconds: float,
 ) -> tuple[int, float]:
-    """Run the file through resampler -> separator -> resampler -> writers; (frames read, input peak)."""
+    """Run the file through resampler -> separator -> resampler -> writers; (frames read, input peak).
+
+    What the stems, back at the input's rate, miss of the input (the band above the model's
+    Nyquist frequency when the input's rate is higher; rounding otherwise) goes to the model's
+    last source (noise, other), so that the stems always add up to the input.
+    """
     info = reader.info
     n_src = len(model.sources)
     to_model = StreamResampler(info.sample_rate, model.sample_rate, info.channels)
@@ -192,11 +197,13 @@ def _stream(
         batch_size=engine.batch_size, device=engine.device,
     )
     mix_matrix = torch.from_numpy(matrix)
+    inputs = Fifo(info.channels)  # input samples whose stems are not written yet
 
     def emit(stems: torch.Tensor, last: bool = False) -> None:
         """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers."""
         flat = stems.reshape(n_src * info.channels, -1).numpy()
         back = from_model(flat, last=last).reshape(n_src, info.channels, -1)
+        back[-1] += inputs.pop(back.shape[-1]) - back.sum(axis=0)
         mixed = torch.einsum("os,sct->oct", mix_matrix, torch.from_numpy(back)).numpy()
         for w, block in zip(writers, mixed):
             w.write(block)
@@ -205,6 +212,7 @@ def _stream(
     for block in reader.blocks(max(1, int(block_seconds * info.sample_rate))):
         frames += block.shape[-1]
         peak = max(peak, float(np.abs(block).max()))
+        inputs.push(block)
         emit(sep.push(torch.from_numpy(to_model(block))))
         if progress:
             progress(frames, info.frames)

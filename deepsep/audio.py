@@ -148,6 +148,36 @@ class StreamResampler:
         return np.ascontiguousarray(out.T)
 
 
+class Fifo:
+    """First in, first out buffer of (channels, n) blocks; ``pop`` pads with zeros past the end."""
+
+    def __init__(self, channels: int):
+        self.channels = channels
+        self._blocks: list[np.ndarray] = []
+        self._size = 0
+
+    def push(self, block: np.ndarray) -> None:
+        if block.shape[-1]:
+            self._blocks.append(block)
+            self._size += block.shape[-1]
+
+    def pop(self, n: int) -> np.ndarray:
+        """The next ``n`` samples, (channels, n)."""
+        out = np.zeros((self.channels, n), dtype=np.float32)
+        filled = 0
+        while filled < n and self._blocks:
+            head = self._blocks[0]
+            take = min(n - filled, head.shape[-1])
+            out[:, filled : filled + take] = head[:, :take]
+            filled += take
+            if take == head.shape[-1]:
+                self._blocks.pop(0)
+            else:
+                self._blocks[0] = head[:, take:]
+        self._size -= filled
+        return out
+
+
 def resample(wav: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     """Resample a whole (channels, time) signal (soxr, HQ)."""
     if in_rate == out_rate:
