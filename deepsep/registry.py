@@ -10,10 +10,14 @@ from typing import Any
 
 from .errors import ModelError
 from .models.base import ModelConfig, SeparationModel
+from .models.convtasnet import ConvTasNet, ConvTasNetConfig
 from .models.tiny import TinyConfig, TinyMasker
+from .models.unet import UNet, UNetConfig
 
 ARCHITECTURES: dict[str, tuple[type[ModelConfig], type[SeparationModel]]] = {
     "tiny": (TinyConfig, TinyMasker),
+    "unet": (UNetConfig, UNet),
+    "convtasnet": (ConvTasNetConfig, ConvTasNet),
 }
 
 

@@ -1,0 +1,1 @@
+"""Click command groups that deepsep.cli registers."""

@@ -1,0 +1,122 @@
+"""`deepsep train`: retrain the voice models (U-Net, Conv-TasNet) and export them.
+
+Defaults reproduce the shipped weights from ``../shared/data`` (run from the repository root).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
+from ..train.loop import DATA, TrainOptions, train as run_training
+
+#: per-model defaults (the settings of the shipped weights)
+DEFAULTS = {
+    "unet": dict(steps=6000, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=500, ckpt_every=200),
+    "convtasnet": dict(steps=3600, batch_size=8, lr=1e-3, segment=2.0, si_weight=0.0, valid_every=250, ckpt_every=100),
+}
+
+
+def _options(f):
+    opts = [
+        click.option("--speech", "speech_dir", default=str(DATA / "speech" / "train"), show_default=True,
+                     help="Clean speech folder (on-the-fly mixing)."),
+        click.option("--noise", "noise_dir", default=str(DATA / "noise" / "train"), show_default=True,
+                     help="Noise folder (on-the-fly mixing)."),
+        click.option("--mixtures", default=None, help="Train on a prepared mixture folder instead (mix_snr_XX.wav layout)."),
+        click.option("--valid-speech", "valid_speech_dir", default=str(DATA / "speech" / "valid"), show_default=True),
+        click.option("--valid-noise", "valid_noise_dir", default=str(DATA / "noise" / "valid"), show_default=True),
+        click.option("--valid-dir", default="runs/voice-valid", show_default=True,
+                     help="Where the fixed validation mixtures are built once (SNR -5, 0, 5, 10 dB)."),
+        click.option("--steps", type=int, default=None, help="Training steps (model default if omitted)."),
+        click.option("--batch-size", type=int, default=None),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (Adam; warm-up then cosine)."),
+        click.option("--segment", type=float, default=None, help="Training excerpt length in seconds."),
+        click.option("--si-weight", type=float, default=None, help="U-Net: weight of the waveform -SI-SDR loss term."),
+        click.option("--config", "config_json", default="{}", help="JSON overrides of the model config."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--threads", type=int, default=0, help="CPU threads (0: torch default)."),
+        click.option("-o", "--out", default=None, help="Run folder [default: runs/<model>]."),
+        click.option("--ckpt-every", type=int, default=None, help="Save last.pt every N steps."),
+        click.option("--valid-every", type=int, default=None, help="Validate every N steps."),
+        click.option("--max-minutes", type=float, default=0.0, help="Stop (and save) after this many minutes."),
+        click.option("--resume", is_flag=True, help="Continue from <out>/last.pt."),
+        click.option("--export", "export_name", default=None,
+                     help="After training, export best.pt as deepsep/pretrained/NAME.safetensors + manifest entry."),
+        click.option("--no-progress", is_flag=True, help="No progress bar (logs only)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _run(model: str, kw: dict) -> None:
+    export_name = kw.pop("export_name")
+    resume = kw.pop("resume")
+    progress = not kw.pop("no_progress")
+    config = json.loads(kw.pop("config_json"))
+    d = dict(DEFAULTS[model])
+    for k, v in kw.items():
+        if v is not None:
+            d[k] = v
+    opts = TrainOptions(model=model, config=config, **d)
+    command = "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    def echo(rec: dict) -> None:
+        if rec.get("event") == "valid":
+            click.echo(f"step {rec['step']}: val SI-SDR {rec['si_sdr']:.2f} dB, SI-SDRi {rec['si_sdri']:.2f} dB"
+                       f"{' (best)' if rec['best'] else ''}", err=True)
+
+    summary = run_training(opts, progress=progress, resume=resume, on_log=echo)
+    click.echo(f"done: {summary['step']} steps, best val SI-SDR {summary['best_si_sdr']:.2f} dB -> {opts.out_dir}")
+    if export_name:
+        entry = export_model(opts.out_dir / "best.pt", export_name, half=(model == "unet"),
+                             training_command=command, valid_dir=opts.valid_dir)
+        click.echo(f"exported {entry['file']} (SI-SDRi {entry['metrics']['si_sdri']:.2f} dB)")
+
+
+@click.group("train")
+def train() -> None:
+    """Retrain a voice model (checkpoints, resume, validation, logs, export)."""
+
+
+@train.command("unet")
+@_options
+def unet(**kw) -> None:
+    """Spectrogram U-Net (Jansson et al. 2017): L1 magnitude loss (+ waveform SI-SDR term)."""
+    _run("unet", kw)
+
+
+@train.command("convtasnet")
+@_options
+def convtasnet(**kw) -> None:
+    """Conv-TasNet (Luo & Mesgarani 2019, torchaudio's implementation): SI-SNR loss."""
+    _run("convtasnet", kw)
+
+
+@train.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", required=True, help="Model name in the manifest (file NAME.safetensors).")
+@click.option("--out-dir", default=str(BUNDLED_DIR), show_default=True)
+@click.option("--manifest", default=str(REPO_ROOT / "weights_manifest.json"), show_default=True)
+@click.option("--half", is_flag=True, help="Store float16 tensors (half the size).")
+@click.option("--alias", default=None, help="Also make ALIAS point to this model (e.g. voice).")
+@click.option("--training-command", default="", help="The command that trained it (recorded in the manifest).")
+@click.option("--valid-dir", default=None, help="Validation mixtures to measure on [default: the run's].")
+def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir) -> None:
+    """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
+    entry = export_model(Path(checkpoint), name, out_dir, manifest, half=half, alias=alias,
+                         training_command=training_command, valid_dir=valid_dir)
+    m = entry["metrics"]
+    click.echo(f"{entry['file']}: {entry['size'] / 1e6:.1f} MB, val SI-SDR {m['si_sdr']:.2f} dB, "
+               f"SI-SDRi {m['si_sdri']:.2f} dB")
+
+
+if __name__ == "__main__":  # python -m deepsep.commands.train ...
+    train()

@@ -1,0 +1,88 @@
+"""Export a trained checkpoint as a shipped model: safetensors file plus manifest entry."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import load_model, save_model
+from ..weights import BUNDLED_DIR, sha256_file
+from .loop import load_checkpoint, model_from_checkpoint
+from .validation import ValidationSet, build_validation_set, evaluate
+
+LICENSE = "CC BY-NC 3.0 (inherits UrbanSound8K terms); code MIT"
+TRAINED_ON = (
+    "DNS Challenge clean speech (150 files, 1.86 h, 8 kHz) mixed on the fly with UrbanSound8K folds 1-2 "
+    "and Speech Commands background noise (1.58 h) at SNR -5..10 dB (../shared/data speech/train, noise/train)"
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def update_manifest(entry: dict[str, Any], manifest_path: str | Path, alias: str | None = None) -> None:
+    """Put ``entry`` into the manifest's models list (replacing one of the same name); set an alias."""
+    path = Path(manifest_path)
+    raw = json.loads(path.read_text()) if path.is_file() else {"version": 1, "default": "", "aliases": {}, "models": []}
+    models = [m for m in raw.get("models", []) if m.get("name") != entry["name"]]
+    models.append(entry)
+    raw["models"] = sorted(models, key=lambda m: m["name"])
+    if alias:
+        raw.setdefault("aliases", {})[alias] = entry["name"]
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLED_DIR,
+                 manifest: str | Path | None = REPO_ROOT / "weights_manifest.json",
+                 half: bool = False, alias: str | None = None, training_command: str = "",
+                 valid_dir: str | Path | None = None, trained_on: str = TRAINED_ON,
+                 description: str = "") -> dict[str, Any]:
+    """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint and return its manifest entry.
+
+    ``half`` stores the floating tensors as float16 (half the file size; the model is rebuilt in
+    float32 when loaded). The metrics are measured on the exported file itself, reloaded with
+    :func:`deepsep.checkpoint.load_model`, on the run's validation set (``valid_dir``, default
+    the one the run used). With ``manifest`` the entry is merged into that file.
+    """
+    ck = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint)
+    if half:
+        for p in list(model.parameters()) + list(model.buffers()):
+            if p.is_floating_point():
+                p.data = p.data.half()
+    path = Path(out_dir) / f"{name}.safetensors"
+    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": LICENSE})
+    reloaded = load_model(path)
+    opts = ck["options"]
+    vdir = Path(valid_dir or opts["valid_dir"])
+    if not (vdir / "params.json").is_file():
+        vdir = build_validation_set(opts["valid_speech_dir"], opts["valid_noise_dir"], vdir,
+                                    clip_seconds=opts.get("valid_seconds", 4.0), sample_rate=reloaded.sample_rate)
+    metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate))
+    metrics = {"validation": "voice SI-SDR / SI-SDRi / SDR (dB) on " + str(vdir) +
+               " (speech/valid x noise/valid, SNR -5, 0, 5, 10 dB, 4 s items)", "step": ck["step"], **metrics}
+    cfg = reloaded.config.to_dict()
+    entry = {
+        "name": name,
+        "task": "speech",
+        "arch": ck["arch"],
+        "config": cfg,
+        "sample_rate": reloaded.sample_rate,
+        "channels": reloaded.audio_channels,
+        "sources": list(reloaded.sources),
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
+        "license": LICENSE,
+        "trained_on": trained_on,
+        "metrics": metrics,
+        "training_command": training_command,
+        "description": description,
+    }
+    if manifest:
+        update_manifest(entry, manifest, alias)
+    return entry

@@ -1,0 +1,279 @@
+"""The training loop shared by the voice models.
+
+Checkpoints are plain data (``torch.save`` of dicts of tensors, numbers and strings, loadable
+with ``weights_only=True``): model and optimizer state, step, random states, the architecture
+name, its config and the training options. ``<out>/last.pt`` is written every ``ckpt_every``
+steps (and at the end), ``<out>/best.pt`` whenever validation SI-SDR improves; ``<out>/log.jsonl``
+gets one JSON object per logged event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..metrics import si_sdr
+from ..models.base import SeparationModel
+from ..registry import ARCHITECTURES, build_model
+from ..voicedata import MixtureFolder, OnTheFlyMixer
+from .validation import ValidationSet, build_validation_set, evaluate
+
+DATA = Path("..") / "shared" / "data"
+
+
+@dataclass
+class TrainOptions:
+    """Everything a run depends on (saved in its checkpoints and log)."""
+
+    model: str = "unet"                   # registry name: "unet" or "convtasnet"
+    config: dict[str, Any] = field(default_factory=dict)  # overrides of the model config
+    speech_dir: str = str(DATA / "speech" / "train")
+    noise_dir: str = str(DATA / "noise" / "train")
+    mixtures: str | None = None           # a prepared mixture folder instead of on-the-fly mixing
+    valid_speech_dir: str = str(DATA / "speech" / "valid")
+    valid_noise_dir: str = str(DATA / "noise" / "valid")
+    valid_dir: str = "runs/voice-valid"   # where the validation mixtures are built (once)
+    valid_seconds: float = 4.0
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    segment: float = 4.0                  # seconds
+    snr_low: float = -5.0
+    snr_high: float = 10.0
+    device: str = "auto"
+    seed: int = 0
+    threads: int = 0                      # 0: torch's default
+    out: str | None = None                # default runs/<model>
+    ckpt_every: int = 100
+    valid_every: int = 500
+    max_minutes: float = 0.0              # 0: no time limit
+    si_weight: float = 0.0                # U-Net: weight of a waveform -SI-SDR term added to L1
+    log_every: int = 10
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or f"runs/{self.model}")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def lr_at(opts: TrainOptions, step: int, elapsed: float = 0.0) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_ratio * lr``.
+
+    The decay follows whichever budget runs out first: ``steps``, or ``max_minutes`` of training
+    time (``elapsed`` seconds so far, over all resumed sessions), so a time-bounded run still
+    ends at the low learning rate.
+    """
+    if step < opts.warmup:
+        return opts.lr * (step + 1) / opts.warmup
+    p = min(1.0, (step - opts.warmup) / max(1, opts.steps - opts.warmup))
+    if opts.max_minutes:
+        p = max(p, min(1.0, elapsed / (opts.max_minutes * 60)))
+    return opts.lr * (opts.min_lr_ratio + (1 - opts.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def make_model(opts: TrainOptions) -> SeparationModel:
+    config_cls, _ = ARCHITECTURES[opts.model]
+    base = config_cls().to_dict()
+    base.update(opts.config)
+    return build_model(opts.model, base)
+
+
+def loss_fn(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: TrainOptions) -> torch.Tensor:
+    """The model's training loss on a batch; mix, voice: (batch, channels=1, time).
+
+    U-Net: L1 between the masked mixture magnitude and the voice magnitude (Jansson et al.),
+    both divided by the mixture's mean magnitude per example (the gain the network sees), plus
+    ``si_weight`` times the negative SI-SDR of the voice waveform. Conv-TasNet: negative SI-SNR
+    of the voice (Luo & Mesgarani).
+    """
+    if opts.model == "unet":
+        from ..dsp import stft
+
+        stems, m, mag = model.separate_with_spec(mix)  # type: ignore[attr-defined]
+        cfg = model.config
+        vmag = stft(voice, cfg.n_fft, cfg.hop).abs()  # type: ignore[attr-defined]
+        scale = mag.mean(dim=(-2, -1), keepdim=True) + 1e-8
+        loss = ((m * mag - vmag).abs() / scale).mean()
+        if opts.si_weight:
+            loss = loss - opts.si_weight * si_sdr(stems[:, 0], voice).mean()
+        return loss
+    out = model(mix)
+    return -si_sdr(out[:, 0], voice).mean()
+
+
+class _FolderBatches:
+    """Random batches from a prepared mixture folder (same interface as OnTheFlyMixer.batch)."""
+
+    def __init__(self, root: str, sample_rate: int, segment: int, seed: int):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.ds = MixtureFolder(root, sample_rate, segment, self.gen)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, len(self.ds), (size,), generator=self.gen).tolist()
+        return tuple(torch.stack(t) for t in zip(*(self.ds[i] for i in idx)))  # type: ignore[return-value]
+
+    def state(self) -> Any:
+        return self.gen.get_state()
+
+    def set_state(self, s: Any) -> None:
+        self.gen.set_state(s)
+
+
+def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int, data: Any,
+                    opts: TrainOptions, best: float, extra: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint as plain data, atomically."""
+    data_state = data.state()
+    ck = {
+        "arch": opts.model,
+        "config": json.dumps(model.config.to_dict()),
+        "options": json.dumps(dataclasses.asdict(opts)),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "step": int(step),
+        "best": float(best),
+        "rng_torch": torch.get_rng_state(),
+        "data_rng": data_state if isinstance(data_state, torch.Tensor) else json.dumps(data_state),
+        "extra": json.dumps(extra or {}),
+    }
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint as saved by :func:`save_checkpoint` (``weights_only=True``)."""
+    ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    ck["config"] = json.loads(ck["config"])
+    ck["options"] = json.loads(ck["options"])
+    ck["extra"] = json.loads(ck["extra"])
+    return ck
+
+
+def model_from_checkpoint(path: str | Path) -> SeparationModel:
+    ck = load_checkpoint(path)
+    model = build_model(ck["arch"], ck["config"])
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
+          on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) a model; return the final summary (steps done, best validation)."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = resolve_device(opts.device)
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+
+    torch.manual_seed(opts.seed)
+    model = make_model(opts).to(device)
+    sr = model.sample_rate
+    segment = int(round(opts.segment * sr))
+    if opts.mixtures:
+        data: Any = _FolderBatches(opts.mixtures, sr, segment, opts.seed)
+    else:
+        data = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sr, segment,
+                                          snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed)
+    valid = ValidationSet(build_validation_set(opts.valid_speech_dir, opts.valid_noise_dir, opts.valid_dir,
+                                               clip_seconds=opts.valid_seconds, sample_rate=sr), sr)
+    opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    step, best, prior = 0, -math.inf, 0.0
+    if resume and last_path.is_file():
+        ck = load_checkpoint(last_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, best = ck["step"], ck["best"]
+        prior = float(ck["extra"].get("elapsed", 0.0))
+        torch.set_rng_state(ck["rng_torch"])
+        ds = ck["data_rng"]
+        data.set_state(ds if isinstance(ds, torch.Tensor) else json.loads(ds))
+
+    logf = open(log_path, "a")
+
+    def log(rec: dict[str, Any]) -> None:
+        rec = {"time": round(time.time(), 1), **rec}
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        if on_log:
+            on_log(rec)
+
+    log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
+         "params": sum(p.numel() for p in model.parameters())})
+    t0 = time.time()
+    last_val: dict[str, Any] | None = None
+    losses: list[float] = []
+
+    def validate() -> None:
+        nonlocal best, last_val
+        res = evaluate(model, valid, device=device)
+        last_val = res
+        improved = res["si_sdr"] > best
+        if improved:
+            best = res["si_sdr"]
+        log({"event": "valid", "step": step, **res, "best": improved})
+        if improved:
+            save_checkpoint(best_path, model, opt, step, data, opts, best,
+                            {"valid": res, "elapsed": prior + time.time() - t0})
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn(f"train {opts.model}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("val SI-SDRi {task.fields[val]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    model.train()
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=opts.steps, completed=step, loss="-", val="-")
+        while step < opts.steps:
+            elapsed = prior + time.time() - t0
+            if opts.max_minutes and elapsed > opts.max_minutes * 60:
+                log({"event": "time_limit", "step": step})
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(opts, step, elapsed)
+            mix, voice, _ = data.batch(opts.batch_size)
+            mix, voice = mix.to(device), voice.to(device)
+            loss = loss_fn(model, mix, voice, opts)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(gnorm):
+                opt.step()
+            step += 1
+            losses.append(float(loss.detach()))
+            if step % opts.log_every == 0:
+                log({"event": "train", "step": step, "loss": round(float(np.mean(losses)), 5),
+                     "lr": opt.param_groups[0]["lr"], "elapsed": round(prior + time.time() - t0, 1)})
+                bar.update(task, loss=f"{np.mean(losses):.4f}")
+                losses = []
+            if step % opts.valid_every == 0:
+                validate()
+                bar.update(task, val=f"{last_val['si_sdri']:.2f} dB")  # type: ignore[index]
+            if step % opts.ckpt_every == 0:
+                save_checkpoint(last_path, model, opt, step, data, opts, best, {"elapsed": prior + time.time() - t0})
+            bar.update(task, completed=step)
+    if last_val is None or step % opts.valid_every != 0:
+        validate()
+    save_checkpoint(last_path, model, opt, step, data, opts, best, {"elapsed": prior + time.time() - t0})
+    summary = {"event": "end", "step": step, "best_si_sdr": best, "last": last_val,
+               "elapsed": round(prior + time.time() - t0, 1)}
+    log(summary)
+    logf.close()
+    return summary

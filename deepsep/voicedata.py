@@ -1,0 +1,367 @@
+"""Speech + noise data for the voice models.
+
+Three things, all at one sample rate (8 kHz by default), mono:
+
+* the original project's dataset layout: a folder of numbered subfolders (``0000``, ``0001``,
+  ...), each with ``mix_snr_XX.wav`` (XX: the voice-to-noise ratio in dB, an integer, maybe
+  negative), ``voice.wav`` and ``noise.wav``, where mixture = voice + noise
+  (:func:`read_layout`, :func:`write_item`, :class:`MixtureFolder`);
+* :func:`build_mixtures`, which writes such a folder from clean speech and noise folders,
+  reproducibly from a seed;
+* :class:`OnTheFlyMixer`, an endless stream of random speech excerpts mixed with random noise
+  excerpts at random SNRs with gain augmentation, so a small corpus yields endless mixtures.
+
+Signals are numpy float32 arrays of shape (time,) here; batches for the models are torch
+tensors (batch, channels=1, time).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".aiff", ".aif", ".mp3")
+MIX_RE = re.compile(r"^mix_snr_(-?\d+)\.wav$")
+#: RMS level (dBFS) the clean speech is brought to before mixing in build_mixtures
+SPEECH_LEVEL_DB = -25.0
+#: the mixture's peak never exceeds this (everything is scaled together, keeping the SNR)
+PEAK_LIMIT = 0.95
+#: a clip whose RMS is below this (dBFS) counts as silent
+SILENCE_DB = -60.0
+
+
+# ---------------------------------------------------------------------------------------------
+# reading audio
+# ---------------------------------------------------------------------------------------------
+
+def list_audio(folder: str | Path) -> list[Path]:
+    """Audio files of a folder (recursively), sorted by path so that orders are reproducible."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
+    """A file as float32 mono (channels averaged) at ``sample_rate`` (soxr if it differs): (time,)."""
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = data.mean(axis=1)
+    if sr != sample_rate:
+        import soxr
+
+        x = soxr.resample(x, sr, sample_rate, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def load_corpus(folder: str | Path, sample_rate: int, min_seconds: float = 0.0) -> list[np.ndarray]:
+    """Every audio file of a folder in memory, skipping silent and too-short ones."""
+    out = []
+    for p in list_audio(folder):
+        x = load_mono(p, sample_rate)
+        if len(x) < max(1, int(min_seconds * sample_rate)) or rms_db(x) < SILENCE_DB:
+            continue
+        out.append(x)
+    if not out:
+        raise ValueError(f"no usable audio in {folder}")
+    return out
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level in dBFS of a signal (-inf-safe)."""
+    return 10.0 * math.log10(float(np.mean(np.square(x, dtype=np.float64))) + 1e-20)
+
+
+def snr_db(voice: np.ndarray, noise: np.ndarray) -> float:
+    """Voice-to-noise energy ratio in dB."""
+    ev = float(np.sum(np.square(voice, dtype=np.float64)))
+    en = float(np.sum(np.square(noise, dtype=np.float64)))
+    return 10.0 * math.log10((ev + 1e-20) / (en + 1e-20))
+
+
+def loop_to(x: np.ndarray, length: int, start: int = 0) -> np.ndarray:
+    """``length`` samples of ``x`` from ``start``, repeating ``x`` end to end when it is shorter."""
+    if len(x) >= length + start:
+        return x[start:start + length]
+    reps = math.ceil((start + length) / len(x))
+    return np.tile(x, reps)[start:start + length]
+
+
+def mix_at_snr(voice: np.ndarray, noise: np.ndarray, snr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale ``noise`` so that voice-to-noise is exactly ``snr`` dB; return (voice, scaled noise)."""
+    ev = float(np.sum(np.square(voice, dtype=np.float64)))
+    en = float(np.sum(np.square(noise, dtype=np.float64)))
+    g = math.sqrt(ev / (en * 10.0 ** (snr / 10.0)))
+    return voice, (noise * g).astype(np.float32)
+
+
+def limit_peak(voice: np.ndarray, noise: np.ndarray, peak: float = PEAK_LIMIT) -> tuple[np.ndarray, np.ndarray]:
+    """Scale voice and noise together so that neither they nor their sum exceed ``peak``."""
+    m = max(float(np.max(np.abs(voice + noise))), float(np.max(np.abs(voice))), float(np.max(np.abs(noise))))
+    if m > peak:
+        g = peak / m
+        voice, noise = voice * g, noise * g
+    return voice.astype(np.float32), noise.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dataset layout
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayoutItem:
+    """One numbered subfolder of the layout."""
+
+    folder: Path
+    snr: int
+    mix: Path
+    voice: Path
+    noise: Path
+
+
+def read_layout(root: str | Path) -> list[LayoutItem]:
+    """The items of a mixture folder, in subfolder order.
+
+    A subfolder counts when it holds exactly one ``mix_snr_XX.wav`` plus ``voice.wav`` and
+    ``noise.wav``; anything else is an error (a half-written dataset should not train silently).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a folder: {root}")
+    items = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
+        mixes = [p for p in sub.iterdir() if MIX_RE.match(p.name)]
+        if len(mixes) != 1:
+            raise ValueError(f"{sub}: expected one mix_snr_XX.wav, found {len(mixes)}")
+        voice, noise = sub / "voice.wav", sub / "noise.wav"
+        for p in (voice, noise):
+            if not p.is_file():
+                raise ValueError(f"{sub}: missing {p.name}")
+        snr = int(MIX_RE.match(mixes[0].name).group(1))  # type: ignore[union-attr]
+        items.append(LayoutItem(sub, snr, mixes[0], voice, noise))
+    if not items:
+        raise ValueError(f"{root}: no numbered subfolders with mix_snr_XX.wav, voice.wav, noise.wav")
+    return items
+
+
+def write_item(root: str | Path, index: int, voice: np.ndarray, noise: np.ndarray, snr: int,
+               sample_rate: int, subtype: str = "FLOAT") -> Path:
+    """Write one numbered subfolder (``mix = voice + noise``); float wav keeps the sum exact."""
+    sub = Path(root) / f"{index:04d}"
+    sub.mkdir(parents=True, exist_ok=True)
+    for old in sub.glob("mix_snr_*.wav"):
+        old.unlink()
+    sf.write(str(sub / "voice.wav"), voice, sample_rate, subtype=subtype)
+    sf.write(str(sub / "noise.wav"), noise, sample_rate, subtype=subtype)
+    sf.write(str(sub / f"mix_snr_{int(snr)}.wav"), voice + noise, sample_rate, subtype=subtype)
+    return sub
+
+
+def load_layout(root: str | Path, sample_rate: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Every item of a mixture folder in memory: (mix, voice, noise, snr), each (time,)."""
+    return [
+        (load_mono(it.mix, sample_rate), load_mono(it.voice, sample_rate), load_mono(it.noise, sample_rate), it.snr)
+        for it in read_layout(root)
+    ]
+
+
+class MixtureFolder(torch.utils.data.Dataset):
+    """A mixture folder as a torch Dataset of (mix, voice, noise) tensors, each (channels=1, time).
+
+    With ``segment`` (samples) each item is a random crop of that length (zero-padded when the
+    item is shorter), drawn with ``generator``; without, items are whole.
+    """
+
+    def __init__(self, root: str | Path, sample_rate: int = 8000, segment: int | None = None,
+                 generator: torch.Generator | None = None):
+        self.items = load_layout(root, sample_rate)
+        self.segment = segment
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mix, voice, noise, _ = self.items[i]
+        if self.segment is not None:
+            n = len(mix)
+            if n >= self.segment:
+                s = int(torch.randint(0, n - self.segment + 1, (1,), generator=self.generator))
+                mix, voice, noise = (a[s:s + self.segment] for a in (mix, voice, noise))
+            else:
+                pad = self.segment - n
+                mix, voice, noise = (np.pad(a, (0, pad)) for a in (mix, voice, noise))
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for a in (mix, voice, noise))  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------
+# building a mixture folder
+# ---------------------------------------------------------------------------------------------
+
+def _active_start(rng: np.random.Generator, x: np.ndarray, length: int, tries: int = 10) -> int:
+    """A random start of a ``length`` excerpt of ``x`` that is not silent (best of a few tries)."""
+    if len(x) <= length:
+        return 0
+    best, best_db = 0, -1e9
+    for _ in range(tries):
+        s = int(rng.integers(0, len(x) - length + 1))
+        db = rms_db(x[s:s + length])
+        if db > SILENCE_DB + 20:
+            return s
+        if db > best_db:
+            best, best_db = s, db
+    return best
+
+
+def build_mixtures(
+    speech_dir: str | Path,
+    noise_dir: str | Path,
+    out_dir: str | Path,
+    count: int,
+    clip_seconds: float = 4.0,
+    snrs: Sequence[int] | tuple[int, int] = (-5, 0, 5, 10),
+    sample_rate: int = 8000,
+    seed: int = 0,
+    snr_range: bool = False,
+    subtype: str = "FLOAT",
+) -> list[LayoutItem]:
+    """Write ``count`` mixtures in the dataset layout into ``out_dir`` and return its items.
+
+    ``snrs`` is a list of integer SNRs (dB) used in turn (item i gets ``snrs[i % len]``), or, with
+    ``snr_range=True``, a ``(low, high)`` pair from which integer SNRs are drawn uniformly. Speech
+    files are used in turn too (item i uses file ``(i // len(snrs)) % n`` for a list, so every file
+    appears at every SNR), each excerpt at a random non-silent offset; noise files are drawn at
+    random, silent ones skipped, short ones looped to the clip length. Loudness: the speech
+    excerpt is set to -25 dBFS RMS, the noise is scaled to give exactly the SNR, then voice and
+    noise are scaled together so that the mixture peaks at most at 0.95 (no clipping, SNR kept).
+    The same arguments and seed give the same files.
+    """
+    rng = np.random.default_rng(seed)
+    speech_files = list_audio(speech_dir)
+    noise_files = list_audio(noise_dir)
+    if not speech_files:
+        raise ValueError(f"no audio files in {speech_dir}")
+    if not noise_files:
+        raise ValueError(f"no audio files in {noise_dir}")
+    length = int(round(clip_seconds * sample_rate))
+    snr_list = [int(s) for s in snrs]
+    if snr_range and len(snr_list) != 2:
+        raise ValueError("snr_range needs (low, high)")
+    cache: dict[Path, np.ndarray] = {}
+
+    def get(p: Path) -> np.ndarray:
+        if p not in cache:
+            cache[p] = load_mono(p, sample_rate)
+        return cache[p]
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(count):
+        if snr_range:
+            snr = int(rng.integers(snr_list[0], snr_list[1] + 1))
+            sp = speech_files[i % len(speech_files)]
+        else:
+            snr = snr_list[i % len(snr_list)]
+            sp = speech_files[(i // len(snr_list)) % len(speech_files)]
+        speech = get(sp)
+        voice = loop_to(speech, length, _active_start(rng, speech, length))
+        if rms_db(voice) < SILENCE_DB:
+            raise ValueError(f"{sp} is silent")
+        voice = (voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)).astype(np.float32)
+        for _ in range(1000):
+            nz = get(noise_files[int(rng.integers(0, len(noise_files)))])
+            if rms_db(nz) < SILENCE_DB:
+                continue
+            if len(nz) > length:
+                noise = nz[_active_start(rng, nz, length):][:length]
+            else:
+                noise = loop_to(nz, length, int(rng.integers(0, len(nz))))
+            if rms_db(noise) >= SILENCE_DB:
+                break
+        else:
+            raise ValueError(f"no non-silent noise found in {noise_dir}")
+        voice, noise = mix_at_snr(voice, noise, snr)
+        voice, noise = limit_peak(voice, noise)
+        sub = write_item(out, i, voice, noise, snr, sample_rate, subtype)
+        items.append(LayoutItem(sub, snr, sub / f"mix_snr_{snr}.wav", sub / "voice.wav", sub / "noise.wav"))
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# on-the-fly mixing
+# ---------------------------------------------------------------------------------------------
+
+class OnTheFlyMixer(torch.utils.data.IterableDataset):
+    """Endless random mixtures from in-memory speech and noise corpora.
+
+    Each example: a random speech excerpt (file chosen in proportion to its length, a
+    non-silent offset), a random noise excerpt (looped when shorter, silent ones redrawn, a
+    random gain-varied concatenation of two clips with probability ``p_two_noises``), an SNR drawn
+    uniformly from ``snr_range`` dB, then a random overall gain (``gain_db`` range, relative to
+    -25 dBFS speech) and peak limiting of the pair. Yields (mix, voice, noise), each a float32
+    tensor (channels=1, time=segment), mix = voice + noise exactly.
+    """
+
+    def __init__(self, speech: list[np.ndarray], noise: list[np.ndarray], segment: int,
+                 snr_range: tuple[float, float] = (-5.0, 10.0), gain_db: tuple[float, float] = (-15.0, 10.0),
+                 seed: int = 0, p_two_noises: float = 0.3):
+        self.speech, self.noise = speech, noise
+        self.segment = segment
+        self.snr_range, self.gain_db = snr_range, gain_db
+        self.p_two_noises = p_two_noises
+        self.rng = np.random.default_rng(seed)
+        lens = np.array([len(s) for s in speech], dtype=np.float64)
+        self.speech_p = lens / lens.sum()
+
+    @classmethod
+    def from_folders(cls, speech_dir: str | Path, noise_dir: str | Path, sample_rate: int, segment: int,
+                     **kw) -> "OnTheFlyMixer":
+        return cls(load_corpus(speech_dir, sample_rate, 0.5), load_corpus(noise_dir, sample_rate), segment, **kw)
+
+    def state(self) -> dict:
+        """The random state as plain data (for checkpoints)."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+    def _noise(self, n: int) -> np.ndarray:
+        rng = self.rng
+        for _ in range(100):
+            nz = self.noise[int(rng.integers(0, len(self.noise)))]
+            x = loop_to(nz, n, int(rng.integers(0, len(nz))) if len(nz) < n else int(rng.integers(0, len(nz) - n + 1)))
+            if rms_db(x) > SILENCE_DB:
+                return x
+        return x  # pragma: no cover - only with an almost silent noise corpus
+
+    def example(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng, n = self.rng, self.segment
+        sp = self.speech[int(rng.choice(len(self.speech), p=self.speech_p))]
+        voice = loop_to(sp, n, _active_start(rng, sp, n))
+        voice = voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)
+        noise = self._noise(n)
+        if rng.random() < self.p_two_noises:
+            other = self._noise(n) * 10.0 ** (rng.uniform(-10, 0) / 20.0)
+            noise = noise + other * math.sqrt(np.mean(noise ** 2) / (np.mean(other ** 2) + 1e-12))
+        snr = rng.uniform(*self.snr_range)
+        voice, noise = mix_at_snr(voice.astype(np.float32), noise.astype(np.float32), snr)
+        g = 10.0 ** (rng.uniform(*self.gain_db) / 20.0)
+        voice, noise = limit_peak(voice * g, noise * g)
+        v, z = torch.from_numpy(voice).unsqueeze(0), torch.from_numpy(noise).unsqueeze(0)
+        return v + z, v, z
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mix, voice, noise), each (batch, channels=1, time)."""
+        ex = [self.example() for _ in range(size)]
+        return tuple(torch.stack(t) for t in zip(*ex))  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        while True:
+            yield self.example()

@@ -1,0 +1,155 @@
+"""The voice training loop: it learns, resumes, checkpoints as plain data, exports and reloads."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from deepsep.checkpoint import load_model
+from deepsep.commands.train import train as train_group
+from deepsep.train import TrainOptions, export_model, load_checkpoint, train
+from deepsep.train.loop import loss_fn, lr_at, make_model, model_from_checkpoint
+from deepsep.weights import load_manifest, sha256_file
+
+SR = 8000
+TINY = {
+    "unet": {"n_fft": 64, "hop": 16, "channels": [4, 8]},
+    "convtasnet": {"enc_kernel_size": 16, "enc_num_feats": 16, "msk_num_feats": 8, "msk_num_hidden_feats": 16,
+                   "msk_num_layers": 2, "msk_num_stacks": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    """Tiny train/valid speech and noise folders of generated signals."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    for split, n in [("train", 3), ("valid", 2)]:
+        (root / "speech" / split).mkdir(parents=True)
+        (root / "noise" / split).mkdir(parents=True)
+        for i in range(n):
+            f0 = 200 + 40 * i + (0 if split == "train" else 20)
+            x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
+            sf.write(root / "speech" / split / f"s{i}.wav", (0.2 * x).astype(np.float32), SR)
+            sf.write(root / "noise" / split / f"n{i}.wav", (0.1 * rng.standard_normal(SR)).astype(np.float32), SR)
+    return root
+
+
+def _opts(dirs, tmp_path, model="unet", **kw):
+    base = dict(
+        model=model, config=TINY[model], speech_dir=str(dirs / "speech" / "train"),
+        noise_dir=str(dirs / "noise" / "train"), valid_speech_dir=str(dirs / "speech" / "valid"),
+        valid_noise_dir=str(dirs / "noise" / "valid"), valid_dir=str(tmp_path / "valid"), valid_seconds=0.5,
+        steps=10, batch_size=4, segment=0.5, lr=3e-3, warmup=2, out=str(tmp_path / "run"), ckpt_every=5,
+        valid_every=5, log_every=1, threads=1,
+    )
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def _losses(path):
+    return [json.loads(line)["loss"] for line in open(path) if '"train"' in line]
+
+
+@pytest.mark.parametrize("model", ["unet", "convtasnet"])
+def test_training_lowers_the_loss(dirs, tmp_path, model):
+    opts = _opts(dirs, tmp_path, model, steps=40, valid_every=40, ckpt_every=40, si_weight=0.01)
+    torch.manual_seed(0)
+    batch = __import__("deepsep.voicedata", fromlist=["x"]).OnTheFlyMixer.from_folders(
+        opts.speech_dir, opts.noise_dir, SR, 4000, seed=123).batch(8)
+    summary = train(opts, progress=False)
+    assert summary["step"] == 40
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    fresh = make_model(opts).eval()
+    trained = model_from_checkpoint(tmp_path / "run" / "last.pt")
+    with torch.no_grad():
+        before = float(loss_fn(fresh, batch[0], batch[1], opts))
+        after = float(loss_fn(trained, batch[0], batch[1], opts))
+    assert after < before
+    assert ck["step"] == 40 and (tmp_path / "run" / "best.pt").is_file()
+    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    assert log[-1]["event"] == "end" and any(r["event"] == "valid" for r in log)
+
+
+def test_checkpoint_is_plain_data_and_resume_continues(dirs, tmp_path):
+    opts = _opts(dirs, tmp_path, steps=6, ckpt_every=3, valid_every=3)
+    train(opts, progress=False)
+    raw = torch.load(tmp_path / "run" / "last.pt", weights_only=True)  # no pickled classes
+    assert raw["step"] == 6 and raw["arch"] == "unet" and "optimizer" in raw
+    opts.steps = 9
+    summary = train(opts, progress=False, resume=True)
+    assert summary["step"] == 9
+    starts = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl") if '"start"' in line]
+    assert [s["step"] for s in starts] == [0, 6]
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "log.jsonl") if '"train"' in line]
+    assert steps == list(range(1, 10))
+
+
+def test_resume_matches_uninterrupted(dirs, tmp_path):
+    a = _opts(dirs, tmp_path / "a", steps=6, ckpt_every=3, valid_every=100)
+    train(a, progress=False)
+    b = _opts(dirs, tmp_path / "b", steps=3, ckpt_every=3, valid_every=100)
+    train(b, progress=False)
+    b.steps = 6
+    train(b, progress=False, resume=True)
+    sa = load_checkpoint(tmp_path / "a" / "run" / "last.pt")["model"]
+    sb = load_checkpoint(tmp_path / "b" / "run" / "last.pt")["model"]
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
+
+
+def test_lr_schedule():
+    o = TrainOptions(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert lr_at(o, 0) == pytest.approx(0.1)
+    assert lr_at(o, 10) == pytest.approx(1.0)
+    assert lr_at(o, 100) == pytest.approx(0.1)
+    o.max_minutes = 1.0
+    assert lr_at(o, 20, elapsed=60.0) == pytest.approx(0.1)  # the time budget ends the decay too
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_export_and_reload_identical(dirs, tmp_path, half):
+    opts = _opts(dirs, tmp_path, steps=3, ckpt_every=3, valid_every=3)
+    train(opts, progress=False)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"version": 1, "default": "", "aliases": {}, "models": [
+        {"name": "other", "task": "speech", "arch": "tiny", "config": {}, "sample_rate": 8000, "channels": 1,
+         "sources": ["voice", "noise"], "file": "o.safetensors", "sha256": "0", "size": 1}]}))
+    for _ in range(2):  # exporting twice replaces the entry
+        entry = export_model(tmp_path / "run" / "best.pt", "voice-x", tmp_path / "w", manifest, half=half,
+                             alias="voice", training_command="deepsep train unet")
+    path = tmp_path / "w" / "voice-x.safetensors"
+    assert entry["sha256"] == sha256_file(path) and entry["size"] == path.stat().st_size
+    assert entry["task"] == "speech" and entry["arch"] == "unet" and entry["sources"] == ["voice", "noise"]
+    assert "UrbanSound8K" in entry["license"] and "si_sdri" in entry["metrics"]
+    assert set(entry["metrics"]["per_snr"]) == {"-5", "0", "5", "10"}
+    m = load_manifest(manifest)
+    assert set(m.entries) == {"other", "voice-x"} and m.aliases == {"voice": "voice-x"}
+    reloaded = load_model(path)
+    original = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    if half:
+        for p in list(original.parameters()) + list(original.buffers()):
+            if p.is_floating_point():
+                p.data = p.data.half().float()
+    x = torch.randn(2, 1, 3000)
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), original(x))
+
+
+def test_train_command(dirs, tmp_path):
+    o = _opts(dirs, tmp_path)
+    res = CliRunner().invoke(train_group, [
+        "convtasnet", "--speech", o.speech_dir, "--noise", o.noise_dir, "--valid-speech", o.valid_speech_dir,
+        "--valid-noise", o.valid_noise_dir, "--valid-dir", o.valid_dir, "--steps", "2", "--batch-size", "2",
+        "--segment", "0.25", "--config", json.dumps(TINY["convtasnet"]), "-o", str(tmp_path / "cli"),
+        "--threads", "1", "--no-progress",
+    ])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cli" / "best.pt").is_file()
+    res = CliRunner().invoke(train_group, ["export", str(tmp_path / "cli" / "best.pt"), "--name", "t",
+                                           "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert load_manifest(tmp_path / "m.json").entries["t"].arch == "convtasnet"
