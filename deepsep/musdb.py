@@ -1,0 +1,269 @@
+"""MUSDB18-style music data: readers, a decode-once cache, a by-track validation split, augmentation.
+
+Layouts read (each track -> stems ``drums, bass, other, vocals`` plus the mixture):
+
+- native MUSDB18: ``<root>/<track>.stem.mp4``, five stereo AAC streams in the order mixture,
+  drums, bass, other, vocals (decoded once with ffmpeg);
+- MUSDB18-HQ: ``<root>/<track>/{mixture,drums,bass,other,vocals}.wav``;
+- DSD100: ``<root>/Mixtures/<split>/<track>/mixture.wav`` and
+  ``<root>/Sources/<split>/<track>/{bass,drums,other,vocals}.wav``.
+
+Decoded tracks are cached as float16 ``.npy`` arrays (stems, channels, time) with the mixture
+first, so training never decodes audio at a step. Augmentation helpers are pure functions on
+numpy arrays of stems (sources, channels, time); the mixture is always the sum of the stems.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SAMPLE_RATE = 44100
+#: stream order of a .stem.mp4 file
+STEM_MP4_ORDER = ("mixture", "drums", "bass", "other", "vocals")
+#: source order of deepsep's music model
+SOURCES = ("vocals", "drums", "bass", "other")
+AUDIO_EXT = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """Where a track's audio lies: a .stem.mp4 file, or one file per stem (``mixture`` optional)."""
+
+    name: str
+    stem_mp4: Path | None = None
+    files: tuple[tuple[str, Path], ...] = ()
+
+    def key(self) -> str:
+        """A cache key that changes when the source files change (path, size, mtime)."""
+        paths = [self.stem_mp4] if self.stem_mp4 else [p for _, p in self.files]
+        h = hashlib.sha1()
+        for p in paths:
+            st = Path(p).stat()
+            h.update(f"{Path(p).resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())
+        return h.hexdigest()[:16]
+
+
+def _stem_file(folder: Path, stem: str) -> Path | None:
+    for ext in AUDIO_EXT:
+        p = folder / f"{stem}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def find_tracks(root: str | Path) -> list[TrackRef]:
+    """All tracks under ``root`` in any supported layout, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"music data folder not found: {root}")
+    tracks: list[TrackRef] = []
+    for p in sorted(root.glob("*.stem.mp4")):
+        tracks.append(TrackRef(p.name[: -len(".stem.mp4")], stem_mp4=p))
+    # DSD100: Mixtures/<split>/<track>/mixture.wav + Sources/<split>/<track>/<stem>.wav
+    for mixdir in sorted(root.glob("Mixtures/*/*")):
+        srcdir = root / "Sources" / mixdir.parent.name / mixdir.name
+        files = {s: _stem_file(srcdir, s) for s in SOURCES}
+        if all(files.values()):
+            mix = _stem_file(mixdir, "mixture")
+            items = [(s, files[s]) for s in SOURCES] + ([("mixture", mix)] if mix else [])
+            tracks.append(TrackRef(mixdir.name, files=tuple(items)))  # type: ignore[arg-type]
+    # MUSDB18-HQ: <track>/<stem>.wav (the root itself, or one split level such as train/)
+    for d in sorted([root, *[p for p in root.iterdir() if p.is_dir()]]):
+        files = {s: _stem_file(d, s) for s in SOURCES}
+        if all(files.values()):
+            mix = _stem_file(d, "mixture")
+            items = [(s, files[s]) for s in SOURCES] + ([("mixture", mix)] if mix else [])
+            tracks.append(TrackRef(d.name, files=tuple(items)))  # type: ignore[arg-type]
+    seen: set[str] = set()
+    out = []
+    for t in sorted(tracks, key=lambda t: t.name):
+        if t.name not in seen:
+            seen.add(t.name)
+            out.append(t)
+    return out
+
+
+def decode_stem_mp4(path: str | Path, stream: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """One stereo stream of a .stem.mp4 file as float32 (2, time), through ffmpeg."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}",
+           "-f", "f32le", "-ac", "2", "-ar", str(sample_rate), "pipe:1"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, check=True)
+    except FileNotFoundError:
+        raise RuntimeError("ffmpeg is needed to read .stem.mp4 files; install it (e.g. apt install ffmpeg)") from None
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(f"ffmpeg could not decode stream {stream} of {path}: "
+                           f"{e.stderr.decode(errors='replace').strip()}") from None
+    return np.frombuffer(res.stdout, dtype=np.float32).reshape(-1, 2).T.copy()
+
+
+def _read_file(path: Path, sample_rate: int) -> np.ndarray:
+    import soundfile as sf
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (time, channels)
+    x = x.T
+    if x.shape[0] == 1:
+        x = np.repeat(x, 2, axis=0)
+    x = x[:2]
+    if sr != sample_rate:
+        import soxr
+
+        x = soxr.resample(x.T, sr, sample_rate).T.astype(np.float32)
+    return np.ascontiguousarray(x)
+
+
+def decode_track(track: TrackRef, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(5, 2, time) float32: mixture, then :data:`SOURCES` (vocals, drums, bass, other).
+
+    Streams are cut to the shortest one; a missing mixture is the sum of the stems.
+    """
+    if track.stem_mp4 is not None:
+        streams = {name: decode_stem_mp4(track.stem_mp4, i, sample_rate) for i, name in enumerate(STEM_MP4_ORDER)}
+    else:
+        streams = {name: _read_file(p, sample_rate) for name, p in track.files}
+    n = min(x.shape[-1] for x in streams.values())
+    stems = [streams[s][:, :n] for s in SOURCES]
+    mix = streams["mixture"][:, :n] if "mixture" in streams else np.sum(stems, axis=0)
+    return np.stack([mix, *stems]).astype(np.float32)
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("DEEPSEP_CACHE")
+    return Path(env) / "musdb" if env else Path.home() / ".cache" / "deepsep" / "musdb"
+
+
+def cached_track(track: TrackRef, cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The decoded track (5, 2, time) as float16, decoded once and then read from the cache."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / f"{track.name}.{track.key()}.{sample_rate}.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode=None)
+    data = decode_track(track, sample_rate)
+    data16 = np.clip(data, -65000, 65000).astype(np.float16)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npy")
+    np.save(tmp, data16)
+    os.replace(tmp, path)
+    return data16
+
+
+def split_tracks(names: Sequence[str], n_valid: int = 10, seed: int = 42) -> tuple[list[str], list[str]]:
+    """(train, valid) track names: ``n_valid`` tracks chosen by a seeded shuffle of the sorted names."""
+    names = sorted(set(names))
+    if not 0 <= n_valid < len(names) or (n_valid == 0 and not names):
+        raise ValueError(f"cannot hold out {n_valid} of {len(names)} tracks")
+    order = list(names)
+    random.Random(seed).shuffle(order)
+    valid = sorted(order[:n_valid])
+    return [n for n in names if n not in set(valid)], valid
+
+
+class MusicDataset:
+    """Tracks in memory (float16, (5, 2, time) each: mixture then SOURCES), split by track."""
+
+    def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
+                 cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
+                 split_file: str | Path | None = None, progress: bool = False):
+        refs = find_tracks(root)
+        if len(refs) < 2:
+            raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
+        names = [t.name for t in refs]
+        if split_file is not None and Path(split_file).is_file():
+            saved = json.loads(Path(split_file).read_text())
+            train, valid = saved["train"], saved["valid"]
+        else:
+            train, valid = split_tracks(names, n_valid, split_seed)
+            if split_file is not None:
+                Path(split_file).parent.mkdir(parents=True, exist_ok=True)
+                Path(split_file).write_text(json.dumps(
+                    {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
+        by_name = {t.name: t for t in refs}
+        self.train_names, self.valid_names = list(train), list(valid)
+        self.tracks: dict[str, np.ndarray] = {}
+        todo = [n for n in [*train, *valid] if n in by_name]
+        for i, n in enumerate(todo):
+            self.tracks[n] = cached_track(by_name[n], cache_dir, sample_rate)
+            if progress:
+                print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True)
+        if progress:
+            print()
+        self.sample_rate = sample_rate
+
+    def stems(self, name: str) -> np.ndarray:
+        """(sources=4, 2, time) float16 stems of a track."""
+        return self.tracks[name][1:]
+
+    def mixture(self, name: str) -> np.ndarray:
+        return self.tracks[name][0]
+
+
+# ----------------------------------------------------------------------------- augmentation
+# Pure functions: stems (sources, channels, time) in, new arrays out; mixture = stems.sum(0).
+
+
+def random_excerpt(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample excerpt (..., length) of x (..., time); zero-padded if short."""
+    t = x.shape[-1]
+    if t <= length:
+        pad = [(0, 0)] * (x.ndim - 1) + [(0, length - t)]
+        return np.pad(x, pad)
+    start = int(rng.integers(0, t - length + 1))
+    return x[..., start:start + length]
+
+
+def apply_gains(stems: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Each stem times its gain: stems (S, C, T), gains (S,)."""
+    return stems * np.asarray(gains, dtype=stems.dtype)[:, None, None]
+
+
+def swap_channels(stems: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    """Left/right swapped for the stems where ``swap`` (S,) is true."""
+    out = stems.copy()
+    idx = np.asarray(swap, dtype=bool)
+    out[idx] = out[idx, ::-1]
+    return out
+
+
+def flip_signs(stems: np.ndarray, flip: np.ndarray) -> np.ndarray:
+    """Stems multiplied by -1 where ``flip`` (S,) is true."""
+    return stems * np.where(np.asarray(flip, dtype=bool), -1.0, 1.0).astype(stems.dtype)[:, None, None]
+
+
+def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *,
+          p_remix: float = 0.5, gain_db: tuple[float, float] = (-6.0, 3.0),
+          p_swap: float = 0.5, p_flip: float = 0.5, p_silent: float = 0.0) -> np.ndarray:
+    """One augmented example: stems (S, 2, length) float32 (the mixture is their sum).
+
+    ``tracks`` are arrays (S, 2, time) (stems only). With probability ``p_remix`` each stem comes
+    from an independently chosen track at its own random offset (random remixing across tracks),
+    else all stems come from one track at one offset. Then per-stem random gains (dB, uniform in
+    ``gain_db``), channel swaps and sign flips; ``p_silent`` silences a stem at random.
+    """
+    n_src = tracks[0].shape[0]
+    if rng.random() < p_remix:
+        stems = np.stack([random_excerpt(tracks[int(rng.integers(len(tracks)))][s], length, rng)
+                          for s in range(n_src)])
+    else:
+        stems = random_excerpt(tracks[int(rng.integers(len(tracks)))], length, rng)
+    stems = stems.astype(np.float32)
+    gains = 10 ** (rng.uniform(*gain_db, size=n_src) / 20)
+    if p_silent:
+        gains = gains * (rng.random(n_src) >= p_silent)
+    stems = apply_gains(stems, gains)
+    stems = swap_channels(stems, rng.random(n_src) < p_swap)
+    stems = flip_signs(stems, rng.random(n_src) < p_flip)
+    return np.ascontiguousarray(stems, dtype=np.float32)
+
+
+def mixture_of(stems: np.ndarray) -> np.ndarray:
+    """The mixture of stems (..., S, C, T) -> (..., C, T): their sum."""
+    return stems.sum(axis=-3)
