@@ -173,10 +173,40 @@ def separate_file(
     return result
 
 
+class ArraySink:
+    """Collects written (channels, n) blocks in memory, like a StemWriter that never touches disk."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+    def array(self, frames: int) -> np.ndarray:
+        """The first ``frames`` samples, zero-padded if fewer came: (channels, frames)."""
+        data = np.concatenate(self.blocks, axis=-1)[:, :frames]
+        return np.pad(data, ((0, 0), (0, frames - data.shape[-1])))
+
+
+def separate_to_arrays(
+    model: SeparationModel, path: Path, engine: EngineOptions = EngineOptions(), block_seconds: float = 5.0,
+) -> tuple[np.ndarray, int]:
+    """The model's sources for a file, in memory: ((sources, channels, time), sample rate).
+
+    The same path as :func:`separate_file` (same reading, resampling and segmenting), for
+    evaluation and plots; memory grows with the file, so keep it to test items.
+    """
+    matrix = np.eye(len(model.sources), dtype=np.float32)
+    with AudioReader(path) as reader:
+        sinks = [ArraySink() for _ in model.sources]
+        frames, _ = _stream(model, reader, sinks, matrix, engine, None, block_seconds)
+        return np.stack([s.array(frames) for s in sinks]), reader.info.sample_rate
+
+
 def _stream(
     model: SeparationModel,
     reader: AudioReader,
-    writers: list[StemWriter],
+    writers: Sequence[StemWriter | ArraySink],
     matrix: np.ndarray,
     engine: EngineOptions,
     progress: ProgressFn | None,

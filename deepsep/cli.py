@@ -15,6 +15,7 @@ from .api import CLIP_POLICIES, EngineOptions, FileResult, OutputOptions, collec
 from .errors import DeepsepError
 from .weights import load_manifest, get_model
 from .modelinfo import model_rows
+from .reports import plot_outputs
 
 err = Console(stderr=True)
 out = Console()
@@ -56,9 +57,10 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--float32", is_flag=True, help="Same as --bits 32 (float wav).")
 @click.option("--clip", type=click.Choice(CLIP_POLICIES), default="rescale", show_default=True,
               help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (float only).")
+@click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, stems, two_stems,
-             fmt, bits, int24, float32, clip, quiet) -> None:
+             fmt, bits, int24, float32, clip, plot, quiet) -> None:
     """Separate audio files (or every file of --input DIR) into stems."""
     if input_dir:
         folder = Path("input") if input_dir == "custom" else Path(input_dir)
@@ -80,6 +82,10 @@ def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, ba
     output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip)
     engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device)
     results = _run_batch(model, files, out_dir, output, engine, quiet)
+    if plot:
+        for r in results:
+            if not r.error:
+                r.outputs["spectrograms"] = plot_outputs(r.path, r.outputs, out_dir / r.track / "spectrograms.png")
     if not quiet:
         _print_summary(results, out_dir)
     failed = [r for r in results if r.error]
@@ -167,6 +173,17 @@ def models(as_json: bool) -> None:
     out.print(table)
     if not manifest.entries:
         out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")
+
+
+from .commands.data import data  # noqa: E402
+from .commands.evaluate import evaluate_command  # noqa: E402
+from .commands.prepare import prepare  # noqa: E402
+from .commands.train import train  # noqa: E402
+
+main.add_command(evaluate_command)
+data.add_command(prepare)
+main.add_command(data)
+main.add_command(train)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,126 @@
+"""`deepsep eval`: metrics of a model on a test set, as a table, report files and plots."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import __version__
+from ..api import EngineOptions, resolve_device
+from ..errors import DeepsepError
+from ..evaluation import EvalResult, detect_items, evaluate, resolve_dataset
+from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
+from ..weights import get_model, load_manifest, resolve, sha256_file
+
+err = Console(stderr=True)
+out = Console()
+
+
+def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str):
+    """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors)."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise DeepsepError(f"checkpoint not found: {path}")
+        if path.suffix == ".pt":
+            from ..train.loop import model_from_checkpoint
+
+            model = model_from_checkpoint(path).to(device)
+        else:
+            model = get_model(str(path), device)
+        return model, {"name": path.name, "origin": "checkpoint", "sha256": sha256_file(path), "path": str(path)}
+    manifest = load_manifest()
+    name = model_name or ("voice" if task == "speech" else manifest.default)
+    res = resolve(name, manifest)
+    model = get_model(name, device, manifest)
+    sha = res.entry.sha256 if res.entry else (sha256_file(res.path) if res.path else "random weights")
+    return model, {"name": res.name, "origin": res.origin, "sha256": sha, "path": str(res.path or "")}
+
+
+@click.command("eval")
+@click.option("--dataset", default="test", show_default=True, help="A test set folder, or a name under --data-root.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              envvar="DEEPSEP_DATA", help="Where named test sets live (built by `deepsep data prepare`).")
+@click.option("-m", "--model", "model_name", help="Model name or .safetensors file [default: voice or the music default].")
+@click.option("--checkpoint", type=click.Path(), help="A training checkpoint (.pt) or model file to evaluate instead.")
+@click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Report folder [default: outputs/eval/<model>_<dataset>].")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--segment", type=float, help="Segment length in seconds (as for separate).")
+@click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
+@click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
+              help="Spectrogram pictures for this many items (0: none).")
+def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_dir, device, segment, overlap,
+                     batch_size, limit, plot_items) -> None:
+    """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
+    try:
+        root = resolve_dataset(dataset, data_root)
+        items = detect_items(root)[:limit]
+        device = resolve_device(device)
+        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, device)
+    except DeepsepError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = EngineOptions(segment, overlap, batch_size, device)
+    plotted: list[str] = []
+
+    def on_item(item, estimates, references, mixture, rate) -> None:
+        progress.advance(task)
+        if len(plotted) < plot_items:
+            signals = {"mixture": mixture}
+            for s in references:
+                signals[f"{s} (estimate)"] = estimates[s]
+                signals[f"{s} (reference)"] = references[s]
+            plot_spectrograms(signals, rate, out_dir / f"spectrograms_{item.name}.png", f"{item.name} {item.group}")
+            plotted.append(item.name)
+
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("eval", total=len(items))
+        try:
+            result = evaluate(model, items, engine, baselines, on_item)
+        except DeepsepError as e:
+            progress.stop()
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+    summary = result.summary()
+    meta = {
+        "deepsep_version": __version__,
+        "command": "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "model": {**model_info, "arch_sources": list(model.sources), "sample_rate": model.sample_rate},
+        "dataset": {"name": root.name, "path": str(root), "task": items[0].task, "items": len(items)},
+        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": device},
+        "excluded": result.excluded,
+    }
+    paths = write_reports(result.rows, summary, meta, out_dir)
+    metric = "si_sdri" if items[0].task == "speech" else "sdr"
+    paths["plot"] = plot_distribution(result.rows, metric, out_dir / f"{metric}_distribution.png")
+    _print_table(result, summary, meta)
+    for kind, path in paths.items():
+        out.print(f"{kind}: {path}", highlight=False)
+
+
+def _print_table(result: EvalResult, summary, meta) -> None:
+    """Means: every source over all items, and per group (SNR) for the first source (voice)."""
+    metrics = present_metrics(summary)
+    first = meta["model"]["arch_sources"][0]
+    table = Table(title=f"{meta['model']['name']} on {meta['dataset']['name']} ({meta['dataset']['items']} items), means")
+    for col in ("method", "source", "group", "n", *[LABELS[m] for m in metrics]):
+        table.add_column(col, justify="left" if col in ("method", "source", "group") else "right")
+    for s in summary:
+        if s["group"] != "all" and s["source"] != first:
+            continue
+        cells = [f"{s[m + '_mean']:.2f}" if f"{m}_mean" in s else "" for m in metrics]
+        table.add_row(s["method"], s["source"], s["group"], str(s["count"]), *cells)
+    out.print(table)
+    if result.excluded:
+        out.print(f"{result.excluded} (item, source) pairs have a silent reference: listed in the report, not averaged.")

@@ -1,0 +1,133 @@
+"""deepsep eval: metrics by hand, baselines, the command on tiny test sets of both layouts, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from deepsep.cli import main
+from deepsep.evaluation import oracle_irm, score
+from deepsep.metrics import sdr, si_sdr
+from deepsep.perceptual import pesq_score, stoi_score
+
+RATE = 8000
+
+
+def speechlike(seconds: float, seed: int) -> np.ndarray:
+    """Harmonic bursts with pauses: enough like speech for PESQ's voice activity detector."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    x = sum(np.sin(k * phase) / k for k in range(1, 15))
+    envelope = (np.sin(2 * np.pi * 1.5 * t) > -0.3).astype(float)
+    return (0.2 * x * envelope + 0.001 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_sdr_and_si_sdr_by_hand():
+    rng = np.random.default_rng(0)
+    ref = torch.from_numpy(rng.standard_normal(8000))
+    noise = torch.from_numpy(rng.standard_normal(8000))
+    noise = noise - (noise @ ref) / (ref @ ref) * ref  # orthogonal to ref
+    noise = noise * ref.norm() / noise.norm() * 10 ** (-10 / 20)  # 10 dB below ref
+    assert float(sdr(ref + noise, ref)) == pytest.approx(10.0, abs=1e-6)
+    assert float(si_sdr(ref + noise, ref, zero_mean=False)) == pytest.approx(10.0, abs=1e-6)
+    # SI-SDR ignores a gain on the estimate, SDR counts it as distortion: 10 log10(1 / 0.5^2)
+    assert float(si_sdr(0.5 * (ref + noise), ref, zero_mean=False)) == pytest.approx(10.0, abs=1e-6)
+    assert float(sdr(0.5 * ref, ref)) == pytest.approx(20 * np.log10(1 / 0.5), abs=1e-6)
+    assert float(si_sdr(ref, ref)) > 100
+
+
+def test_pesq_and_stoi_by_hand():
+    clean = speechlike(3.0, 1)
+    assert pesq_score(clean, clean, RATE) == pytest.approx(4.55, abs=0.05)  # narrow-band maximum
+    assert stoi_score(clean, clean, RATE) == pytest.approx(1.0, abs=1e-6)
+    noisy = clean + 0.1 * np.random.default_rng(2).standard_normal(clean.size).astype(np.float32)
+    assert pesq_score(noisy, clean, RATE) < 3.0
+    assert stoi_score(noisy, clean, RATE) < 0.98
+    assert pesq_score(np.zeros(RATE, np.float32), np.zeros(RATE, np.float32), RATE) is None
+
+
+def test_oracle_irm_upper_bound():
+    t = np.arange(RATE) / RATE
+    low = (0.3 * np.sin(2 * np.pi * 200 * t))[None].astype(np.float32)
+    high = (0.3 * np.sin(2 * np.pi * 3000 * t))[None].astype(np.float32)
+    est = oracle_irm(low + high, np.stack([low, high]), 512, 128)
+    metrics = score({"a": est[0], "b": est[1]}, {"a": low, "b": high}, low + high, RATE, "music")
+    assert metrics["a"]["sdr"] > 30 and metrics["b"]["sdr"] > 30
+    one = oracle_irm(low, low[None], 512, 128)  # a single source is the mixture itself
+    np.testing.assert_allclose(one[0], low, atol=1e-5)
+
+
+def make_speech_set(root: Path, items: int = 4) -> None:
+    from deepsep.voicedata import write_item
+
+    rng = np.random.default_rng(0)
+    for i in range(items):
+        voice = speechlike(1.5, i)
+        noise = (0.05 * rng.standard_normal(voice.size)).astype(np.float32)
+        if i == items - 1:
+            noise[:] = 0  # a silent reference: reported, not averaged
+        write_item(root, i, voice, noise, 5, RATE)
+
+
+def make_music_set(root: Path) -> None:
+    """Two tracks in the MUSDB18-HQ layout: <track>/{mixture,vocals,drums,bass,other}.wav."""
+    rng = np.random.default_rng(1)
+    for name in ("Artist - One", "Artist - Two"):
+        stems = {s: (0.1 * rng.standard_normal((22050, 2))).astype(np.float32) for s in ("vocals", "drums", "bass", "other")}
+        (root / name).mkdir(parents=True)
+        for s, x in stems.items():
+            sf.write(str(root / name / f"{s}.wav"), x, 44100, subtype="FLOAT")
+        sf.write(str(root / name / "mixture.wav"), sum(stems.values()), 44100, subtype="FLOAT")
+
+
+def test_eval_speech_layout_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_speech_set(tmp_path / "data" / "test")
+    res = CliRunner().invoke(main, ["eval", "-m", "tiny-test", "--baselines", "--plot-items", "1"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "outputs" / "eval" / "tiny-test_test"
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"]["name"] == "tiny-test" and report["dataset"]["items"] == 4
+    assert report["excluded"] == 3  # the silent noise of one item, for each of the three methods
+    assert {"deepsep_version", "command", "summary", "items", "engine"} <= set(report)
+    mixture_rows = [r for r in report["items"] if r["method"] == "mixture" and r["source"] == "voice"]
+    assert all(abs(r["si_sdri"]) < 1e-9 for r in mixture_rows)  # the mixture improves on itself by 0 dB
+    voice_all = {s["method"]: s for s in report["summary"] if s["source"] == "voice" and s["group"] == "all"}
+    assert voice_all["oracle-irm"]["si_sdri_mean"] > voice_all["mixture"]["si_sdri_mean"] + 3
+    assert {"pesq_mean", "stoi_mean"} <= set(voice_all["model"])
+    with open(out / "items.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 3 * 2 and {"item", "method", "source", "si_sdr", "pesq"} <= set(rows[0])
+    assert "| model | voice | all |" in (out / "summary.md").read_text()
+    for png in (out / "si_sdri_distribution.png", out / "spectrograms_0000.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        import matplotlib.image
+
+        assert matplotlib.image.imread(str(png)).shape[0] > 100
+
+
+def test_eval_music_layout(tmp_path):
+    make_music_set(tmp_path / "tracks")
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(tmp_path / "tracks"), "-m", "tiny-test-music",
+                                    "-o", str(tmp_path / "r"), "--plot-items", "0"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert {r["source"] for r in report["items"]} == {"vocals", "drums", "bass", "other"}
+    assert report["dataset"]["task"] == "music" and (tmp_path / "r" / "sdr_distribution.png").is_file()
+
+
+def test_eval_errors(tmp_path):
+    make_speech_set(tmp_path / "set", items=1)
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(tmp_path / "set"), "-m", "tiny-test-music", "-o", str(tmp_path / "r")])
+    assert res.exit_code == 1 and "do not match" in res.output
+    res = CliRunner().invoke(main, ["eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test"])
+    assert res.exit_code == 1 and "deepsep data prepare" in res.output
