@@ -124,8 +124,9 @@ def _run_batch(model, files, out_dir, output, engine, quiet) -> list[FileResult]
                 progress.update(task, completed=1, total=1)
             except DeepsepError as e:
                 result = FileResult(path, track, error=str(e))
-            except (RuntimeError, OSError, MemoryError) as e:  # keep going with the other files
-                result = FileResult(path, track, error=f"{path}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+            except Exception as e:  # an unexpected failure on one file: report it, go on with the others
+                detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                result = FileResult(path, track, error=f"{path}: {type(e).__name__}: {detail}")
             if result.error:
                 progress.update(task, description=f"[red]{track[:40]}[/]")
                 progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
