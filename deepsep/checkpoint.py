@@ -33,6 +33,7 @@ def save_model(model: SeparationModel, path: str | Path, metadata: dict[str, Any
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
     save_file(tensors, str(tmp), metadata=header)
+    os.chmod(tmp, 0o644)  # an installable data file, readable by all (safetensors writes 0600)
     os.replace(tmp, path)
     return path
 

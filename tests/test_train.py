@@ -57,7 +57,7 @@ def _losses(path):
 
 @pytest.mark.parametrize("model", ["unet", "convtasnet"])
 def test_training_lowers_the_loss(dirs, tmp_path, model):
-    opts = _opts(dirs, tmp_path, model, steps=40, valid_every=40, ckpt_every=40, si_weight=0.01)
+    opts = _opts(dirs, tmp_path, model, steps=40, valid_every=40, ckpt_every=40, si_weight=0.01, noise_weight=0.5)
     torch.manual_seed(0)
     batch = __import__("deepsep.voicedata", fromlist=["x"]).OnTheFlyMixer.from_folders(
         opts.speech_dir, opts.noise_dir, SR, 4000, seed=123).batch(8)

@@ -60,6 +60,7 @@ class TrainOptions:
     valid_every: int = 500
     max_minutes: float = 0.0              # 0: no time limit
     si_weight: float = 0.0                # U-Net: weight of a waveform -SI-SDR term added to L1
+    noise_weight: float = 0.0             # Conv-TasNet: weight of the noise SI-SNR next to the voice's
     log_every: int = 10
 
     @property
@@ -101,7 +102,9 @@ def loss_fn(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts
     U-Net: L1 between the masked mixture magnitude and the voice magnitude (Jansson et al.),
     both divided by the mixture's mean magnitude per example (the gain the network sees), plus
     ``si_weight`` times the negative SI-SDR of the voice waveform. Conv-TasNet: negative SI-SNR
-    of the voice (Luo & Mesgarani).
+    (Luo & Mesgarani), of the voice, or with ``noise_weight`` the weighted mean over voice and
+    noise (noise = mix - voice): the noise term fixes the voice's scale, which SI-SNR alone
+    leaves free, so that the stems are at the right level (SDR) and not only in shape (SI-SDR).
     """
     if opts.model == "unet":
         from ..dsp import stft
@@ -115,7 +118,10 @@ def loss_fn(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts
             loss = loss - opts.si_weight * si_sdr(stems[:, 0], voice).mean()
         return loss
     out = model(mix)
-    return -si_sdr(out[:, 0], voice).mean()
+    loss = -si_sdr(out[:, 0], voice).mean()
+    if opts.noise_weight:
+        loss = (loss - opts.noise_weight * si_sdr(out[:, 1], mix - voice).mean()) / (1 + opts.noise_weight)
+    return loss
 
 
 class _FolderBatches:
