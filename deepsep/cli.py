@@ -164,13 +164,13 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"deepsep models (manifest: {manifest.path})")
-    for col in ("name", "task", "arch", "sources", "rate", "ch", "size", "from", "status", "metrics"):
-        table.add_column(col)
+    for col in ("name", "sources", "audio", "size", "from", "status", "validation"):
+        table.add_column(col, no_wrap=col in ("name", "size"))
     for r in rows:
-        name = r["name"] + (" (default)" if r["default"] else "") + (f" = {', '.join(r['aliases'])}" if r["aliases"] else "")
+        name = r["name"] + (" (default)" if r["default"] else "") + "".join(f"\n= {a}" for a in r["aliases"])
         size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
-        table.add_row(name, r["task"], r["arch"], ", ".join(r["sources"]), f"{r['sample_rate']}", str(r["channels"]),
-                      size, r["origin"], r["status"], r["metrics"])
+        audio = f"{r['sample_rate'] / 1000:g} kHz {'mono' if r['channels'] == 1 else 'stereo' if r['channels'] == 2 else r['channels']}"
+        table.add_row(name, " ".join(r["sources"]), audio, size, r["origin"], r["status"], r["metrics"])
     out.print(table)
     if not manifest.entries:
         out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")

@@ -5,7 +5,8 @@
 length is separated with memory bounded by the segment and batch sizes. Both produce identical
 samples for the same settings: ``separate`` is the streaming separator fed with one block.
 
-Segment ``k`` covers samples ``[k*hop, k*hop + length)``; the model's outputs are weighted by a
+Segment ``k`` covers samples ``[k*hop, k*hop + length)`` and one last segment ends exactly at the
+signal's end, so no segment is padded with zeros. The model's outputs are weighted by a
 triangular window (never zero) and normalised by the sum of the weights, so an identity model
 gives back its input exactly and consecutive segments crossfade without seams.
 """
@@ -33,7 +34,12 @@ class StreamingSeparator:
 
     ``push`` and ``flush`` return the finished part of the stems, ``(sources, channels, n')``;
     concatenated over all calls they cover exactly the pushed samples. ``progress`` is called
-    with the number of samples each step finishes (the last step may count a little past the end).
+    with the number of samples each step finishes.
+
+    Regular segments start every ``hop`` samples. The signal's end is covered by one last segment
+    that ends exactly there (``[end - length, end)``), so no segment is ever padded with zeros:
+    the models see real audio everywhere, as in training, and a signal shorter than a segment is
+    separated in one pass of its own length.
     """
 
     def __init__(
@@ -59,13 +65,23 @@ class StreamingSeparator:
         seconds = model.default_segment if segment is None else segment
         self.length: int | None = None if seconds <= 0 else max(1, round(seconds * model.sample_rate))
         self.hop = 0 if self.length is None else max(1, round(self.length * (1 - overlap)))
-        self.window = None if self.length is None else segment_window(self.length)
         n_src, mc = len(model.sources), model.audio_channels
         groups = to_groups(torch.zeros(channels, 0), mc).shape[0]
-        self._pending = torch.zeros(groups, mc, 0)  # input from the next segment's start on
-        self._tail = torch.zeros(groups, n_src, mc, 0)  # weighted output not yet final
+        self._buffer = torch.zeros(groups, mc, 0)  # input from absolute sample _buffer_start on
+        self._buffer_start = 0
+        self._next = 0  # start of the next regular segment = first sample not final yet
+        self._covered = 0  # end of the last segment run so far
+        self._tail = torch.zeros(groups, n_src, mc, 0)  # weighted sums from _next on
         self._tail_w = torch.zeros(0)
         self._done = False
+
+    @property
+    def _received(self) -> int:
+        return self._buffer_start + self._buffer.shape[-1]
+
+    def _input(self, start: int, stop: int) -> torch.Tensor:
+        """Buffered input samples [start, stop) in absolute positions: (groups, mc, stop - start)."""
+        return self._buffer[..., start - self._buffer_start : stop - self._buffer_start]
 
     def _forward(self, segments: torch.Tensor) -> torch.Tensor:
         """(n, groups, mc, length) -> (n, groups, sources, mc, length) on the CPU."""
@@ -74,65 +90,77 @@ class StreamingSeparator:
             out = self.model(segments.reshape(n * g, mc, t).to(self.device))
         return out.float().cpu().reshape(n, g, *out.shape[1:])
 
-    def _run(self, count: int, final: bool) -> torch.Tensor:
-        """Process ``count`` segments from the pending input; return finished (groups, S, mc, t)."""
-        L, H = self.length, self.hop
-        assert L is not None and self.window is not None
-        need = (count - 1) * H + L
-        pending = self._pending
-        if pending.shape[-1] < need:  # only at the end: zero-pad the last segments
-            pending = torch.nn.functional.pad(pending, (0, need - pending.shape[-1]))
-        segs = torch.stack([pending[..., k * H : k * H + L] for k in range(count)])
-        out = self._forward(segs) * self.window  # (count, g, S, mc, L)
-        g, s, mc = out.shape[1:4]
-        acc = torch.zeros(g, s, mc, need)
-        wsum = torch.zeros(need)
-        acc[..., : self._tail.shape[-1]] += self._tail
-        wsum[: self._tail_w.shape[-1]] += self._tail_w
-        for k in range(count):
-            acc[..., k * H : k * H + L] += out[k]
-            wsum[k * H : k * H + L] += self.window
-        done = need if final else count * H
-        self._tail, self._tail_w = acc[..., done:], wsum[done:]
-        self._pending = self._pending[..., count * H :]
+    def _accumulate(self, starts: list[int], length: int, stop: int) -> None:
+        """Run the segments ``[s, s + length)`` and add their weighted outputs from ``_next`` to ``stop``."""
+        out = self._forward(torch.stack([self._input(s, s + length) for s in starts]))
+        window = segment_window(length)
+        size = stop - self._next
+        acc = torch.zeros(*self._tail.shape[:-1], size)
+        wsum = torch.zeros(size)
+        keep = min(size, self._tail.shape[-1])
+        acc[..., :keep] += self._tail[..., :keep]
+        wsum[:keep] += self._tail_w[:keep]
+        for s, y in zip(starts, out):
+            lo = max(s, self._next)  # samples before _next are final already
+            acc[..., lo - self._next : s + length - self._next] += (y * window)[..., lo - s :]
+            wsum[lo - self._next : s + length - self._next] += window[lo - s :]
+        self._tail, self._tail_w = acc, wsum
+        self._covered = max(self._covered, starts[-1] + length)
+
+    def _emit(self, stop: int) -> torch.Tensor:
+        """Finish samples [_next, stop): (groups, sources, mc, stop - _next)."""
+        n = stop - self._next
+        out = self._tail[..., :n] / self._tail_w[:n]
+        self._tail, self._tail_w = self._tail[..., n:], self._tail_w[n:]
+        self._next = stop
+        drop = max(0, self._next - (self.length or 0) - self._buffer_start)  # keep one segment of history
+        self._buffer = self._buffer[..., drop:]
+        self._buffer_start += drop
         if self.progress:
-            self.progress(done)
-        return acc[..., :done] / wsum[:done]
+            self.progress(n)
+        return out
+
+    def _run_regular(self, count: int) -> torch.Tensor:
+        """Run ``count`` regular segments from ``_next``; finish the ``count * hop`` samples before the next."""
+        L, H = self.length, self.hop
+        assert L is not None
+        starts = [self._next + k * H for k in range(count)]
+        self._accumulate(starts, L, starts[-1] + L)
+        return self._emit(self._next + count * H)
 
     def push(self, block: torch.Tensor) -> torch.Tensor:
         """Add ``(channels, n)`` samples; return the stems that are now final, (sources, channels, n')."""
         if self._done:
             raise RuntimeError("push after flush")
         block = to_groups(block.float().cpu(), self.model.audio_channels)
-        self._pending = torch.cat([self._pending, block], dim=-1)
+        self._buffer = torch.cat([self._buffer, block], dim=-1)
         if self.length is None:
             return self._empty()
         outs = []
-        L, H = self.length, self.hop
-        while self._pending.shape[-1] >= (self.batch_size - 1) * H + L:
-            outs.append(self._run(self.batch_size, final=False))
+        while self._received - self._next >= (self.batch_size - 1) * self.hop + self.length:
+            outs.append(self._run_regular(self.batch_size))
         return self._join(outs)
 
     def flush(self) -> torch.Tensor:
         """End the signal; return the remaining stems."""
         self._done = True
+        end = self._received
         if self.length is None:  # one forward pass over the whole signal
-            if self._pending.shape[-1] == 0:
+            if end == 0:
                 return self._empty()
-            out = self._forward(self._pending.unsqueeze(0))[0]
+            out = self._forward(self._buffer.unsqueeze(0))[0]
             if self.progress:
-                self.progress(out.shape[-1])
+                self.progress(end)
             return from_groups(out, self.channels)
+        L, H = self.length, self.hop
         outs = []
-        remaining = self._pending.shape[-1]  # samples from the next segment's start to the end
-        while remaining > 0:
-            count = min(self.batch_size, -(-remaining // self.hop))
-            last = count * self.hop >= remaining
-            chunk = self._run(count, final=last)
-            if last:  # drop what lies beyond the end of the signal
-                chunk = chunk[..., :remaining]
-            outs.append(chunk)
-            remaining -= count * self.hop
+        while end - self._next >= L:  # the regular segments that fit
+            outs.append(self._run_regular(min(self.batch_size, (end - self._next - L) // H + 1)))
+        if self._next < end:
+            if self._covered < end:  # one last segment, aligned to the end
+                start = max(0, end - L)
+                self._accumulate([start], end - start, end)
+            outs.append(self._emit(end))
         return self._join(outs)
 
     def _empty(self) -> torch.Tensor:

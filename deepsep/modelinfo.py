@@ -30,12 +30,19 @@ def entry_status(manifest: Manifest, entry: ManifestEntry) -> tuple[str, str]:
     return origin, "verified" if sha256_file(path) == entry.sha256 else "SHA256 MISMATCH"
 
 
+#: headline metrics, in order of preference: (manifest key, label)
+HEADLINE = (("si_sdri", "SI-SDRi"), ("sdr_avg", "SDR"), ("sdr", "SDR"), ("pesq", "PESQ"))
+
+
 def _metrics_text(metrics: dict[str, Any]) -> str:
-    parts = []
-    for key, value in metrics.items():
-        if isinstance(value, (int, float)):
-            parts.append(f"{key} {value:.2f}")
-    return ", ".join(parts[:4])
+    """The model's headline validation numbers, e.g. 'SI-SDRi 9.0 dB, SDR 12.0 dB'."""
+    parts, labels = [], set()
+    for key, label in HEADLINE:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and label not in labels:
+            labels.add(label)
+            parts.append(f"{label} {value:.1f}" + ("" if label == "PESQ" else " dB"))
+    return ", ".join(parts[:2])
 
 
 def model_rows(manifest: Manifest) -> list[dict[str, Any]]:
@@ -53,7 +60,7 @@ def model_rows(manifest: Manifest) -> list[dict[str, Any]]:
         rows.append({
             "name": name, "task": "test", "arch": arch, "sources": list(config["sources"]),
             "sample_rate": config["sample_rate"], "channels": config["audio_channels"], "size": 0,
-            "origin": "built in", "status": "random weights (tests only)", "metrics": "",
+            "origin": "built in", "status": "random weights, for tests", "metrics": "",
             "default": False, "aliases": [],
         })
     return rows

@@ -70,6 +70,40 @@ def test_chunked_equals_unchunked(name, channels):
     assert err < 1e-4, err
 
 
+class GainNormalised(SeparationModel):
+    """Output depends on the whole segment's level (like models that normalise their input):
+    zero padding would change it, so it shows whether segments ever hold padding."""
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        level = mix.abs().mean(dim=-1, keepdim=True)
+        return torch.stack([mix * level / (level + 0.1), mix * 0.1 / (level + 0.1)], dim=1)
+
+
+class Spy(Identity):
+    """Identity that records the segments it is given."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        self.seen.extend(mix)
+        return super().forward(mix)
+
+
+@pytest.mark.parametrize("length", [37, 100, 250, 299])
+def test_segments_are_never_zero_padded(length):
+    model = GainNormalised(ModelConfig(sample_rate=100, audio_channels=1, sources=("a", "b")))
+    x = torch.randn(1, length)
+    # shorter than a segment: one pass of the signal's own length, exactly as unsegmented
+    torch.testing.assert_close(separate(model, x, segment=5.0), separate(model, x, segment=0))
+    spy = Spy(ModelConfig(sample_rate=100, audio_channels=1, sources=("a", "b")))
+    separate(spy, x, segment=0.3, overlap=0.5, batch_size=2)
+    assert all(seg.shape[-1] == min(30, length) for seg in spy.seen)
+    assert all((seg != 0).all() for seg in spy.seen)  # random input: a zero means padding
+    assert spy.seen[-1].shape[-1] == 30 and torch.equal(spy.seen[-1][0], x[0, -30:])  # the last one ends at the end
+
+
 @pytest.mark.parametrize("name,channels", [("tiny-test", 1), ("tiny-test-music", 2), ("tiny-test-music", 1), ("tiny-test", 3)])
 def test_masking_stems_sum_to_mixture(name, channels):
     model = get_model(name)
