@@ -180,10 +180,12 @@ from .commands.data import data  # noqa: E402
 from .commands.evaluate import evaluate_command  # noqa: E402
 from .commands.prepare import prepare  # noqa: E402
 from .commands.train import train  # noqa: E402
+from .commands.train_music import gan  # noqa: E402
 
 main.add_command(evaluate_command)
 data.add_command(prepare)
 main.add_command(data)
+train.add_command(gan)
 main.add_command(train)
 
 

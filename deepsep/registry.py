@@ -11,6 +11,7 @@ from typing import Any
 from .errors import ModelError
 from .models.base import ModelConfig, SeparationModel
 from .models.convtasnet import ConvTasNet, ConvTasNetConfig
+from .models.music import MusicMasker, MusicMaskerConfig
 from .models.tiny import TinyConfig, TinyMasker
 from .models.unet import UNet, UNetConfig
 
@@ -18,6 +19,7 @@ ARCHITECTURES: dict[str, tuple[type[ModelConfig], type[SeparationModel]]] = {
     "tiny": (TinyConfig, TinyMasker),
     "unet": (UNetConfig, UNet),
     "convtasnet": (ConvTasNetConfig, ConvTasNet),
+    "music_masker": (MusicMaskerConfig, MusicMasker),
 }
 
 

@@ -1,0 +1,75 @@
+"""Speed of the music model on CPU: real-time factor on a 60-s stereo 44.1 kHz signal.
+
+The signal goes through the generic separation path (``deepsep.engine.separate``, overlapping
+segments, crossfaded), as ``deepsep separate`` does. By default the shipped ``music-4stem`` model
+is timed (random weights of the default ``music_masker`` config when it is not installed: speed
+does not depend on the weights); ``-m NAME`` times another manifest model or a ``.safetensors`` file.
+
+    python benchmarks/music_speed.py                    # music-4stem, 2 threads, 60 s
+    python benchmarks/music_speed.py -m music-4stem --threads 1 --seconds 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from deepsep.engine import separate
+from deepsep.errors import ModelError
+from deepsep.registry import build_model
+from deepsep.weights import get_model
+
+
+def test_signal(seconds: float, rate: int = 44100, seed: int = 0) -> torch.Tensor:
+    """(channels=2, time): music-like stereo noise (pink-ish, amplitude-modulated) plus tones."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    x = np.cumsum(rng.standard_normal((2, n)), axis=1)
+    x -= np.linspace(x[:, 0], x[:, -1], n).T
+    x = x / (np.abs(x).max() + 1e-9) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
+    x += 0.2 * np.sin(2 * np.pi * 220 * t) * np.array([[1.0], [0.6]])
+    return torch.from_numpy((0.3 * x).astype(np.float32))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-m", "--model", default="music-4stem", help="model name or file")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--segment", type=float, default=None, help="seconds (default: the model's)")
+    ap.add_argument("--overlap", type=float, default=0.25)
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs (the best is reported)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        model, weights = get_model(args.model), args.model
+    except ModelError as e:
+        if args.model != "music-4stem":
+            raise SystemExit(f"error: {e}")
+        model, weights = build_model("music_masker", {}).eval(), "random (music_masker default config)"
+    wav = test_signal(args.seconds, model.sample_rate)
+    with torch.inference_mode():
+        separate(model, wav[:, : model.sample_rate * 10], segment=args.segment, overlap=args.overlap)  # warm-up
+        best = float("inf")
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            out = separate(model, wav, segment=args.segment, overlap=args.overlap, batch_size=args.batch_size)
+            best = min(best, time.perf_counter() - t0)
+    assert out.shape == (len(model.sources), 2, wav.shape[-1])
+    audio = wav.shape[-1] / model.sample_rate
+    print(json.dumps({
+        "model": args.model, "weights": weights, "params": sum(p.numel() for p in model.parameters()),
+        "segment_s": args.segment or model.default_segment, "overlap": args.overlap, "threads": args.threads,
+        "audio_s": audio, "time_s": round(best, 2), "rtf": round(best / audio, 3),
+        "x_realtime": round(audio / best, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

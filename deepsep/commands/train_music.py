@@ -1,0 +1,123 @@
+"""`deepsep train gan`: train the stereo four-source music model (semi-supervised, adversarial).
+
+Defaults reproduce the shipped ``music-4stem`` weights from ``../shared/data/musdb7/train``
+(run from the repository root). Attached to the ``train`` group by :mod:`deepsep.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+
+from ..train.music import DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as typed: the command path and the options given on the command line."""
+    from click.core import ParameterSource
+
+    parts = [ctx.command_path]
+    for p in ctx.command.params:
+        if ctx.get_parameter_source(p.name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            parts.append(p.opts[-1] if value else (p.secondary_opts or [p.opts[-1]])[0])
+        else:
+            parts += [p.opts[-1], shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def _fmt(d: dict) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
+
+
+@click.command("gan")
+@click.option("--data", default=str(DATA / "musdb7" / "train"), show_default=True,
+              help="MUSDB18-style tracks: .stem.mp4 files, or folders of stem files (MUSDB18-HQ / DSD100).")
+@click.option("--cache", default=None, help="Decoded-track cache folder [default: ~/.cache/deepsep/musdb].")
+@click.option("--valid-tracks", "n_valid", type=int, default=10, show_default=True,
+              help="Tracks held out for validation (seeded shuffle of the sorted names; saved in OUT/split.json).")
+@click.option("--supervised-only", is_flag=True, help="No adversarial / synthetic-mixture / identity losses.")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--max-minutes", type=float, default=0.0, help="Stop (and save) after this many minutes of training.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (Adam; warm-up then cosine).")
+@click.option("--d-lr", type=float, default=2e-4, show_default=True, help="Discriminator learning rate.")
+@click.option("--segment", type=float, default=3.0, show_default=True, help="Training excerpt length in seconds.")
+@click.option("--adv-weight", type=float, default=0.02, show_default=True)
+@click.option("--synth-weight", type=float, default=0.25, show_default=True)
+@click.option("--identity-weight", type=float, default=0.25, show_default=True)
+@click.option("--wave-weight", type=float, default=1.0, show_default=True)
+@click.option("--config", "config_json", default="{}", help="JSON overrides of the model config.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=0, help="CPU threads (0: torch default).")
+@click.option("-o", "--out", default="runs/music", show_default=True, help="Run folder.")
+@click.option("--ckpt-every", type=int, default=100, show_default=True)
+@click.option("--valid-every", type=int, default=250, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--export", "export_name", default=None,
+              help="After training, export OUT/best.pt as deepsep/pretrained/NAME.safetensors + manifest entry.")
+@click.option("--evaluate", "evaluate_only", is_flag=True,
+              help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
+                   "or with --export, export it.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+def gan(data, cache, n_valid, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight,
+        synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
+        valid_every, resume, export_name, evaluate_only, no_progress) -> None:
+    """Stereo 4-source masking network, semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
+    opts = MusicTrainOptions(
+        config=json.loads(config_json), data=data, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+        steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
+        adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
+        device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
+    )
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        dataset = load_data(opts, progress=not no_progress)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    best = opts.out_dir / "best.pt"
+    command = _command_line(click.get_current_context())
+    commands = opts.out_dir / "commands.txt"  # the run's training commands, for the manifest
+    if evaluate_only and export_name:
+        if not best.is_file():
+            raise click.ClickException(f"{best} not found: train first")
+        trained_by = commands.read_text().strip().replace("\n", " && ") if commands.is_file() else ""
+        entry = export_music(best, export_name, training_command=trained_by, data=dataset)
+        click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
+        return
+    if evaluate_only:
+        from ..train.loop import model_from_checkpoint
+
+        if not best.is_file():
+            raise click.ClickException(f"{best} not found: train first")
+        model = model_from_checkpoint(best)
+        res = {"model": evaluate_music(model, dataset),
+               "baselines": baselines(dataset, model.config.n_fft, model.config.hop, sources=model.sources)}
+        click.echo(json.dumps(res, indent=1))
+        return
+
+    def echo(rec: dict) -> None:
+        if rec.get("event") == "valid":
+            click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}", err=True)
+
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(commands, "w" if not resume else "a") as f:
+        f.write(command + "\n")
+    summary = train_music(opts, progress=not no_progress, resume=resume, on_log=echo, data=dataset)
+    click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
+    if export_name:
+        entry = export_music(best, export_name, training_command=commands.read_text().strip().replace("\n", " && "),
+                             data=dataset)
+        click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
+
+
+if __name__ == "__main__":  # python -m deepsep.commands.train_music ...
+    gan()

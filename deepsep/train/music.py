@@ -1,0 +1,532 @@
+"""Training of the music model: supervised losses plus the semi-supervised adversarial machinery.
+
+After Michelashvili, Benaim & Wolf, "Semi-supervised monaural singing voice separation with a
+masking network trained on synthetic mixtures" (ICASSP 2019), extended to stereo and four
+sources. The masking network ``g`` (:class:`~deepsep.models.music.MusicMasker`) is trained with
+
+- supervised losses on augmented MUSDB18 excerpts (stems known): L1 between masked mixture
+  magnitudes and stem magnitudes, plus a waveform loss (the squared error of the masked complex
+  STFT against the stem's complex STFT; the STFT is linear, so this is the waveform error of the
+  estimate up to the frame overlap, computed without an iSTFT; it teaches phase-sensitive masks);
+- synthetic mixtures: an estimated source of one example (from the previous step, detached) plus
+  the real other sources of another example; ``g`` must return each part in its stem;
+- identity: ``g`` applied to a pure source returns it in its own stem and ~0 elsewhere;
+- least-squares GAN losses: a small conditional conv discriminator (one output head per source)
+  tells real source magnitude spectrograms from estimated ones (unpaired: real stems of other
+  examples); ``g`` is trained to make its estimates pass as real.
+
+``--supervised-only`` keeps only the supervised losses (the baseline under the same budget).
+All losses are computed on the STFT bins the network sees (up to ``max_freq``), in the STFT domain.
+
+Checkpoints are plain data (``torch.load(weights_only=True)``), as in :mod:`deepsep.train.loop`,
+plus the adversary's state; ``<out>/split.json`` records the validation tracks (held out by track).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..dsp import istft, stft
+from ..engine import separate
+from ..metrics import sdr
+from ..models.base import SeparationModel
+from ..musdb import MusicDataset, remix
+from ..registry import ARCHITECTURES, build_model
+from .export import REPO_ROOT
+from .loop import load_checkpoint, lr_at, resolve_device
+
+DATA = Path("..") / "shared" / "data"
+ARCH = "music_masker"
+
+
+@dataclass
+class MusicTrainOptions:
+    """Everything a music run depends on (saved in its checkpoints and log)."""
+
+    model: str = ARCH
+    config: dict[str, Any] = field(default_factory=dict)  # overrides of the model config
+    data: str = str(DATA / "musdb7" / "train")
+    cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
+    n_valid: int = 10                    # tracks held out for validation
+    split_seed: int = 42
+    steps: int = 20000
+    batch_size: int = 8
+    lr: float = 2e-3
+    d_lr: float = 2e-4
+    warmup: int = 50
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    segment: float = 3.0                 # seconds
+    supervised_only: bool = False
+    wave_weight: float = 1.0             # waveform (complex STFT) loss
+    synth_weight: float = 0.25           # synthetic-mixture loss
+    identity_weight: float = 0.25        # identity loss on pure sources
+    adv_weight: float = 0.02             # generator's LSGAN loss
+    synth_fraction: float = 0.25         # synthetic mixtures per step, as a fraction of the batch
+    identity_fraction: float = 0.25      # pure sources per step, as a fraction of the batch
+    p_remix: float = 0.5                 # augmentation: stems from different tracks
+    device: str = "auto"
+    seed: int = 0
+    threads: int = 0
+    out: str = "runs/music"
+    ckpt_every: int = 100
+    valid_every: int = 250
+    max_minutes: float = 0.0
+    log_every: int = 10
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class MusicBatches:
+    """Random augmented batches of stems (batch, sources, channels, time) from the training tracks."""
+
+    def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5):
+        self.tracks = list(tracks)
+        self.segment = segment
+        self.p_remix = p_remix
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        return torch.from_numpy(np.stack([remix(self.tracks, self.segment, self.rng, p_remix=self.p_remix)
+                                          for _ in range(size)]))
+
+    def state(self) -> Any:
+        return self.rng.bit_generator.state
+
+    def set_state(self, s: Any) -> None:
+        self.rng.bit_generator.state = s
+
+
+# ----------------------------------------------------------------------------- adversary
+
+
+class Discriminator(nn.Module):
+    """A small conditional patch discriminator on source magnitude spectrograms.
+
+    (items, channels, freq, frames) magnitudes and (items,) source indices -> (items,) mean scores.
+    One output head per source; log magnitudes, minus their per-item mean (gain invariant).
+    """
+
+    def __init__(self, channels: int = 2, n_sources: int = 4, width: int = 8, pool: int = 8):
+        super().__init__()
+        self.pool = pool
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, w, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, n_sources, 3, padding=1),
+        )
+
+    def forward(self, mag: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        x = torch.log(mag + 1e-4)
+        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+        if self.pool > 1:
+            x = nn.functional.avg_pool2d(x, (self.pool, 1), ceil_mode=True)
+        scores = self.net(x)  # (items, sources, f', n')
+        return scores[torch.arange(len(source)), source].mean(dim=(-2, -1))
+
+
+class Adversary:
+    """The discriminator and its optimizer together: LSGAN losses for both players."""
+
+    def __init__(self, channels: int, n_sources: int, lr: float, device: torch.device):
+        self.n_sources = n_sources
+        self.disc = Discriminator(channels, n_sources).to(device)
+        self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.9))
+
+    @staticmethod
+    def _flat(mags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, sources, channels, f, n) -> items (batch*sources, channels, f, n), source ids."""
+        b, s = mags.shape[:2]
+        return mags.reshape(b * s, *mags.shape[2:]), torch.arange(s, device=mags.device).repeat(b)
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """LSGAN loss of the separator: estimated source magnitudes (batch, sources, ...) should score 1."""
+        x, src = self._flat(fake)
+        return (self.disc(x, src) - 1).pow(2).mean()
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        """One discriminator update: real source magnitudes -> 1, estimated (detached) -> 0."""
+        xr, sr = self._flat(real)
+        xf, sf = self._flat(fake.detach())
+        loss = 0.5 * ((self.disc(xr, sr) - 1).pow(2).mean() + self.disc(xf, sf).pow(2).mean())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"disc": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
+                "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.disc.load_state_dict(s["disc"])
+        self.opt.load_state_dict(s["opt"])
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def mask_losses(masks: torch.Tensor, mix: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1 magnitude loss, waveform loss) of masks (b, s, c, f, n) on a mixture STFT (b, c, f, n)
+    against target complex STFTs (b, s, c, f, n); both per example relative to the mixture's level.
+
+    The waveform loss is |M X - Y|^2 = M^2 |X|^2 - 2 M Re(conj(X) Y) + |Y|^2, normalised by the
+    mixture's energy (a -SNR-like quantity in the linear domain).
+    """
+    xm = mix.abs().unsqueeze(1)
+    ym = target.abs()
+    scale = xm.mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-8
+    l1 = ((masks * xm - ym).abs() / scale).mean()
+    cross = (mix.conj().unsqueeze(1) * target).real
+    err = masks.pow(2) * xm.pow(2) - 2 * masks * cross + ym.pow(2)
+    energy = xm.pow(2).mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-10
+    wave = (err / energy).mean() * masks.shape[1]
+    return l1, wave
+
+
+class MusicLoss:
+    """The generator's losses on one batch of stems; keeps the previous step's estimates (pool)."""
+
+    def __init__(self, model: SeparationModel, opts: MusicTrainOptions, adversary: Adversary | None):
+        self.model, self.opts, self.adv = model, opts, adversary
+        self.pool: torch.Tensor | None = None  # previous estimates, complex (b, s, c, f, n)
+        self.gen = torch.Generator().manual_seed(opts.seed + 1)
+
+    def __call__(self, stems: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+        """stems (batch, sources, channels, time) -> (loss, parts, estimated mags, real mags)."""
+        cfg = self.model.config
+        o = self.opts
+        Y = stft(stems, cfg.n_fft, cfg.hop)[..., : cfg.bins, :]   # (b, s, c, f, n)
+        X = Y.sum(dim=1)                                            # mixture = sum of stems
+        b, s = Y.shape[:2]
+        inputs, targets = [X], [Y]
+        n_syn = n_id = 0
+        if not o.supervised_only:
+            n_syn = min(b, round(b * o.synth_fraction)) if self.pool is not None else 0
+            n_id = min(b, round(b * o.identity_fraction))
+            if n_syn:  # estimated source i of example k + real other sources of example k+1
+                k = torch.arange(n_syn)
+                i = torch.randint(0, s, (n_syn,), generator=self.gen)
+                tgt = Y[(k + 1) % b].clone()
+                tgt[torch.arange(n_syn), i] = self.pool[k % len(self.pool), i]
+                inputs.append(tgt.sum(1))
+                targets.append(tgt)
+            if n_id:  # pure source i of example k: itself in stem i, silence elsewhere
+                k = torch.randperm(b, generator=self.gen)[:n_id]
+                i = torch.randint(0, s, (n_id,), generator=self.gen)
+                pure = Y[k, i]
+                tgt = torch.zeros_like(Y[:n_id])
+                tgt[torch.arange(n_id), i] = pure
+                inputs.append(pure)
+                targets.append(tgt)
+        Xa, Ya = torch.cat(inputs), torch.cat(targets)
+        M = self.model.masks(Xa, full=False)  # type: ignore[attr-defined]
+        parts: dict[str, float] = {}
+        l1, wave = mask_losses(M[:b], X, Y)
+        loss = l1 + o.wave_weight * wave
+        parts.update(l1=float(l1.detach()), wave=float(wave.detach()))
+        if n_syn:
+            l1s, ws = mask_losses(M[b:b + n_syn], Xa[b:b + n_syn], Ya[b:b + n_syn])
+            loss = loss + o.synth_weight * (l1s + o.wave_weight * ws)
+            parts["synth"] = float(l1s.detach())
+        if n_id:
+            l1i, wi = mask_losses(M[b + n_syn:], Xa[b + n_syn:], Ya[b + n_syn:])
+            loss = loss + o.identity_weight * (l1i + o.wave_weight * wi)
+            parts["identity"] = float(l1i.detach())
+        est_mag = M[:b] * X.abs().unsqueeze(1)
+        real_mag = Y.abs().roll(b // 2, dims=0)  # unpaired real sources (other examples)
+        if self.adv is not None and not o.supervised_only:
+            g = self.adv.generator_loss(est_mag)
+            loss = loss + o.adv_weight * g
+            parts["g_adv"] = float(g.detach())
+            self.pool = (M[:b] * X.unsqueeze(1)).detach()
+        return loss, parts, est_mag, real_mag
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _stem_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(sources, channels, time) x2 -> (sources,) SDR over both channels (MDX global SDR)."""
+    return sdr(est.reshape(est.shape[0], -1), ref.reshape(ref.shape[0], -1))
+
+
+def _summary(per_track: list[torch.Tensor], sources: Sequence[str]) -> dict[str, Any]:
+    m = torch.stack(per_track).mean(0)
+    return {**{s: round(float(v), 3) for s, v in zip(sources, m)}, "avg": round(float(m.mean()), 3)}
+
+
+@torch.no_grad()
+def evaluate_music(model: SeparationModel, data: MusicDataset, names: Sequence[str] | None = None,
+                   device: str | torch.device = "cpu", segment: float | None = None) -> dict[str, Any]:
+    """Per-stem SDR (dB, mean over tracks) of ``model`` on whole tracks, through :func:`deepsep.engine.separate`."""
+    names = list(names if names is not None else data.valid_names)
+    was = model.training
+    model.eval()
+    res = []
+    for n in names:
+        mix = torch.from_numpy(data.mixture(n).astype(np.float32))
+        ref = torch.from_numpy(data.stems(n).astype(np.float32))
+        est = separate(model, mix, segment=segment, device=device)
+        res.append(_stem_sdr(est, ref))
+    model.train(was)
+    return {"tracks": len(names), "sdr": _summary(res, model.sources)}
+
+
+@torch.no_grad()
+def baselines(data: MusicDataset, n_fft: int, hop: int, names: Sequence[str] | None = None,
+              sources: Sequence[str] = ("vocals", "drums", "bass", "other")) -> dict[str, Any]:
+    """Per-stem SDR of the mixture as every estimate, and of oracle ideal ratio masks at (n_fft, hop):
+    ``irm1`` (magnitude ratios) and ``irm2`` (power ratios), applied to the mixture with its phase."""
+    names = list(names if names is not None else data.valid_names)
+    out: dict[str, list[torch.Tensor]] = {"mixture": [], "irm1": [], "irm2": []}
+    for n in names:
+        mix = torch.from_numpy(data.mixture(n).astype(np.float32))
+        ref = torch.from_numpy(data.stems(n).astype(np.float32))
+        out["mixture"].append(_stem_sdr(mix.expand_as(ref), ref))
+        X, Y = stft(mix, n_fft, hop), stft(ref, n_fft, hop)
+        for p in (1, 2):
+            w = Y.abs().pow(p)
+            m = w / w.sum(0, keepdim=True).clamp_min(1e-12)
+            out[f"irm{p}"].append(_stem_sdr(istft(m * X, n_fft, hop, mix.shape[-1]), ref))
+    return {k: _summary(v, sources) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def make_model(opts: MusicTrainOptions) -> SeparationModel:
+    config_cls, _ = ARCHITECTURES[opts.model]
+    base = config_cls().to_dict()
+    base.update(opts.config)
+    return build_model(opts.model, base)
+
+
+def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
+    """The run's tracks (decoded once into the cache) at the model's sample rate, split by track."""
+    config_cls, _ = ARCHITECTURES[opts.model]
+    sample_rate = config_cls.from_dict({**config_cls().to_dict(), **opts.config}).sample_rate
+    return MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
+                        sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress)
+
+
+def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int,
+                    data: MusicBatches, opts: MusicTrainOptions, best: float,
+                    adversary: Adversary | None, extra: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint as plain data, atomically (same keys as the voice loop's, plus the adversary)."""
+    ck = {
+        "arch": opts.model,
+        "config": json.dumps(model.config.to_dict()),
+        "options": json.dumps(dataclasses.asdict(opts)),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "step": int(step),
+        "best": float(best),
+        "rng_torch": torch.get_rng_state(),
+        "data_rng": json.dumps(data.state()),
+        "extra": json.dumps(extra or {}),
+    }
+    if adversary is not None:
+        ck["adversary"] = adversary.state_dict()
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+
+
+def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
+                on_log: Callable[[dict[str, Any]], None] | None = None,
+                data: MusicDataset | None = None) -> dict[str, Any]:
+    """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = resolve_device(opts.device)
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+
+    torch.manual_seed(opts.seed)
+    model = make_model(opts).to(device)
+    data = data or load_data(opts)
+    batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
+                           opts.seed, p_remix=opts.p_remix)
+    opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
+    step, best, prior = 0, -math.inf, 0.0
+    if resume and last_path.is_file():
+        ck = load_checkpoint(last_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if adversary is not None and "adversary" in ck:
+            adversary.load_state_dict(ck["adversary"])
+        step, best = ck["step"], ck["best"]
+        prior = float(ck["extra"].get("elapsed", 0.0))
+        torch.set_rng_state(ck["rng_torch"])
+        batches.set_state(json.loads(ck["data_rng"]))
+    elif hasattr(model, "set_normalisation"):
+        model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size)).sum(1).to(device))
+        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix)
+    loss_fn = MusicLoss(model, opts, adversary)
+
+    logf = open(log_path, "a")
+
+    def log(rec: dict[str, Any]) -> None:
+        rec = {"time": round(time.time(), 1), **rec}
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        if on_log:
+            on_log(rec)
+
+    log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
+         "params": sum(p.numel() for p in model.parameters()), "train_tracks": len(data.train_names),
+         "valid_tracks": data.valid_names})
+    t0 = time.time()
+    last_val: dict[str, Any] | None = None
+    acc: dict[str, list[float]] = {}
+
+    def validate() -> None:
+        nonlocal best, last_val
+        res = evaluate_music(model, data, device=device)
+        last_val = res
+        improved = res["sdr"]["avg"] > best
+        if improved:
+            best = res["sdr"]["avg"]
+        log({"event": "valid", "step": step, **res, "best": improved})
+        if improved:
+            save_checkpoint(best_path, model, opt, step, batches, opts, best, adversary,
+                            {"valid": res, "elapsed": prior + time.time() - t0})
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("train music" + (" (supervised)" if opts.supervised_only else " (adversarial)")),
+               BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("val SDR {task.fields[val]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    model.train()
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=opts.steps, completed=step, loss="-", val="-")
+        while step < opts.steps:
+            elapsed = prior + time.time() - t0
+            if opts.max_minutes and elapsed > opts.max_minutes * 60:
+                log({"event": "time_limit", "step": step})
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(opts, step, elapsed)  # type: ignore[arg-type]
+            stems = batches.batch(opts.batch_size).to(device)
+            loss, parts, est_mag, real_mag = loss_fn(stems)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(gnorm):
+                opt.step()
+            if adversary is not None:
+                parts["d"] = adversary.step(real_mag, est_mag)
+            step += 1
+            parts["loss"] = float(loss.detach())
+            for k, v in parts.items():
+                acc.setdefault(k, []).append(v)
+            if step % opts.log_every == 0:
+                means = {k: round(float(np.mean(v)), 5) for k, v in acc.items()}
+                log({"event": "train", "step": step, **means, "lr": opt.param_groups[0]["lr"],
+                     "elapsed": round(prior + time.time() - t0, 1)})
+                bar.update(task, loss=f"{means['loss']:.4f}")
+                acc = {}
+            if step % opts.valid_every == 0:
+                validate()
+                bar.update(task, val=f"{last_val['sdr']['avg']:.2f} dB")  # type: ignore[index]
+            if step % opts.ckpt_every == 0:
+                save_checkpoint(last_path, model, opt, step, batches, opts, best, adversary,
+                                {"elapsed": prior + time.time() - t0})
+            bar.update(task, completed=step)
+    if last_val is None or step % opts.valid_every != 0:
+        validate()
+    save_checkpoint(last_path, model, opt, step, batches, opts, best, adversary, {"elapsed": prior + time.time() - t0})
+    summary = {"event": "end", "step": step, "best_sdr": best, "last": last_val,
+               "elapsed": round(prior + time.time() - t0, 1)}
+    log(summary)
+    logf.close()
+    return summary
+
+
+# ----------------------------------------------------------------------------- export
+
+LICENSE = "MUSDB18 (7-s excerpts), research and non-commercial use only; code MIT"
+TRAINED_ON = "MUSDB18 training tracks, 7-s excerpts (../shared/data/musdb7/train), validation tracks held out by track"
+
+
+def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None = None,
+                 manifest: str | Path | None = REPO_ROOT / "weights_manifest.json", half: bool = True, training_command: str = "",
+                 data: MusicDataset | None = None, description: str = "") -> dict[str, Any]:
+    """Write ``<out_dir>/<name>.safetensors`` from a music checkpoint and return its manifest entry.
+
+    Metrics are measured on the exported file itself (reloaded) on the run's validation tracks,
+    with the mixture and oracle-mask baselines at the model's STFT settings.
+    """
+    from ..checkpoint import load_model, save_model
+    from ..weights import BUNDLED_DIR, sha256_file
+    from .export import update_manifest
+
+    out_dir = Path(out_dir) if out_dir else BUNDLED_DIR
+    ck = load_checkpoint(checkpoint)
+    model = build_model(ck["arch"], ck["config"])
+    model.load_state_dict(ck["model"])
+    if half:
+        for p in list(model.parameters()) + list(model.buffers()):
+            if p.is_floating_point():
+                p.data = p.data.half()
+    path = out_dir / f"{name}.safetensors"
+    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": LICENSE})
+    reloaded = load_model(path)
+    opts = MusicTrainOptions(**{k: v for k, v in ck["options"].items() if k in MusicTrainOptions.__dataclass_fields__})
+    data = data or load_data(opts)
+    metrics = evaluate_music(reloaded, data)
+    cfg = reloaded.config
+    metrics = {
+        "validation": f"SDR (dB, MDX global SDR per stem, mean over {len(data.valid_names)} held-out MUSDB18 "
+                      f"training tracks, whole 6.8-s excerpts through deepsep.engine.separate): "
+                      + ", ".join(data.valid_names),
+        "step": ck["step"],
+        "method": "supervised only" if opts.supervised_only else "supervised + semi-supervised adversarial",
+        **metrics,
+        "baselines": baselines(data, cfg.n_fft, cfg.hop, sources=reloaded.sources),  # type: ignore[attr-defined]
+    }
+    entry = {
+        "name": name,
+        "task": "music",
+        "arch": ck["arch"],
+        "config": cfg.to_dict(),
+        "sample_rate": reloaded.sample_rate,
+        "channels": reloaded.audio_channels,
+        "sources": list(reloaded.sources),
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "size": path.stat().st_size,
+        "license": LICENSE,
+        "trained_on": TRAINED_ON,
+        "metrics": metrics,
+        "training_command": training_command,
+        "description": description or (
+            "Stereo 4-source spectrogram masking network (BLSTM, softmax masks, mixture phase); "
+            + ("trained with supervised losses only (the better of the two variants under the same budget)"
+               if opts.supervised_only else
+               "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)")),
+    }
+    if manifest:
+        update_manifest(entry, manifest)
+    return entry

@@ -1,0 +1,255 @@
+"""The music side: MUSDB18 readers and cache, augmentation, the masking network, the adversarial
+training steps, export. Tiny configs and tiny signals only (fast)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from deepsep import musdb
+from deepsep.checkpoint import load_model
+from deepsep.models.music import MusicMasker, MusicMaskerConfig
+from deepsep.registry import build_model
+from deepsep.train.loop import load_checkpoint, model_from_checkpoint
+from deepsep.train.music import (Adversary, MusicBatches, MusicLoss, MusicTrainOptions, export_music,
+                                 load_data, train_music)
+
+SR = 44100
+TINY = {"n_fft": 256, "hop": 128, "hidden": 16, "layers": 1, "max_freq": 4000.0}
+FREQS = {"mixture": 200.0, "drums": 300.0, "bass": 400.0, "other": 500.0, "vocals": 600.0}
+
+
+def _peak(x: np.ndarray, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(x.mean(0)))
+    return float(np.argmax(spec) * sr / x.shape[-1])
+
+
+def _tone(f: float, n: int, sr: int = SR, stereo_gain=(1.0, 0.5)) -> np.ndarray:
+    t = np.arange(n) / sr
+    x = 0.2 * np.sin(2 * np.pi * f * t)
+    return np.stack([x * stereo_gain[0], x * stereo_gain[1]]).astype(np.float32)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_stem_mp4_reader_and_cache(tmp_path, monkeypatch):
+    path = tmp_path / "Artist - Song.stem.mp4"
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    for f in FREQS.values():
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency={f}:sample_rate={SR}:duration=0.5"]
+    for i in range(5):
+        cmd += ["-map", str(i)]
+    cmd += ["-ac", "2", "-c:a", "aac", "-b:a", "96k", str(path)]
+    subprocess.run(cmd, check=True)
+    tracks = musdb.find_tracks(tmp_path)
+    assert [t.name for t in tracks] == ["Artist - Song"]
+    data = musdb.decode_track(tracks[0])
+    assert data.shape[:2] == (5, 2) and abs(data.shape[-1] - SR // 2) < 2048
+    order = ("mixture", *musdb.SOURCES)  # cached layout: mixture, vocals, drums, bass, other
+    for k, name in enumerate(order):
+        assert abs(_peak(data[k]) - FREQS[name]) < 10, name
+    cache = tmp_path / "cache"
+    first = musdb.cached_track(tracks[0], cache)
+    assert first.dtype == np.float16 and len(list(cache.glob("*.npy"))) == 1
+    monkeypatch.setattr(musdb, "decode_track", lambda *a, **k: pytest.fail("decoded twice"))
+    np.testing.assert_array_equal(musdb.cached_track(tracks[0], cache), first)
+
+
+def _write_stems(folder, n=2048, with_mix=True, names=musdb.SOURCES, seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    stems = {s: (0.1 * rng.standard_normal((n, 2))).astype(np.float32) for s in names}
+    for s, x in stems.items():
+        sf.write(folder / f"{s}.wav", x, SR, subtype="FLOAT")
+    if with_mix:
+        sf.write(folder / "mixture.wav", sum(stems.values()), SR, subtype="FLOAT")
+    return stems
+
+
+def test_folder_layouts(tmp_path):
+    hq = tmp_path / "hq"
+    stems = _write_stems(hq / "Track B", seed=1)
+    _write_stems(hq / "Track A", with_mix=False, seed=2)
+    (hq / "not a track").mkdir()
+    refs = musdb.find_tracks(hq)
+    assert [t.name for t in refs] == ["Track A", "Track B"]
+    data = musdb.decode_track(refs[1])
+    assert data.shape == (5, 2, 2048)
+    np.testing.assert_allclose(data[1], stems["vocals"].T, atol=1e-6)
+    np.testing.assert_allclose(data[0], data[1:].sum(0), atol=1e-5)
+    no_mix = musdb.decode_track(refs[0])
+    np.testing.assert_allclose(no_mix[0], no_mix[1:].sum(0), atol=1e-6)
+
+    dsd = tmp_path / "dsd"
+    src = _write_stems(dsd / "Sources" / "Dev" / "051 - Song", with_mix=False)
+    mixdir = dsd / "Mixtures" / "Dev" / "051 - Song"
+    mixdir.mkdir(parents=True)
+    sf.write(mixdir / "mixture.wav", sum(src.values()), SR, subtype="FLOAT")
+    refs = musdb.find_tracks(dsd)
+    assert [t.name for t in refs] == ["051 - Song"]
+    data = musdb.decode_track(refs[0])
+    np.testing.assert_allclose(data[3], src["bass"].T, atol=1e-6)
+
+
+def test_validation_split_by_track_is_deterministic(tmp_path):
+    names = [f"track {i:02d}" for i in range(94)]
+    train, valid = musdb.split_tracks(names, 10, seed=42)
+    assert len(valid) == 10 and len(train) == 84 and not set(train) & set(valid)
+    assert sorted(train + valid) == sorted(names)
+    assert musdb.split_tracks(list(reversed(names)), 10, seed=42) == (train, valid)
+    assert musdb.split_tracks(names, 10, seed=7)[1] != valid
+    root = tmp_path / "hq"
+    for i in range(4):
+        _write_stems(root / f"T{i}", n=1024, seed=i)
+    split = tmp_path / "run" / "split.json"
+    ds = musdb.MusicDataset(root, n_valid=1, cache_dir=tmp_path / "cache", split_file=split)
+    saved = json.loads(split.read_text())
+    assert saved["valid"] == ds.valid_names and len(ds.valid_names) == 1
+    again = musdb.MusicDataset(root, n_valid=1, split_seed=999, cache_dir=tmp_path / "cache", split_file=split)
+    assert again.valid_names == ds.valid_names  # the run's saved split wins
+
+
+def test_augmentation_keeps_mixture_the_sum_of_stems():
+    rng = np.random.default_rng(0)
+    tracks = [rng.standard_normal((4, 2, 500)).astype(np.float16) for _ in range(3)]
+    for _ in range(20):
+        stems = musdb.remix(tracks, 300, rng, p_silent=0.2)
+        assert stems.shape == (4, 2, 300) and stems.dtype == np.float32
+        np.testing.assert_allclose(musdb.mixture_of(stems), stems.sum(0))
+    # without remixing, gains, swaps or flips: a contiguous excerpt of one track, mixture included
+    stems = musdb.remix(tracks, 300, rng, p_remix=0, gain_db=(0, 0), p_swap=0, p_flip=0)
+    src = next(t for t in tracks if any(np.array_equal(stems[0, 0], t[0, 0, o:o + 300].astype(np.float32))
+                                        for o in range(201)))
+    off = next(o for o in range(201) if np.array_equal(stems[0, 0], src[0, 0, o:o + 300].astype(np.float32)))
+    np.testing.assert_array_equal(stems, src[..., off:off + 300].astype(np.float32))
+    x = rng.standard_normal((4, 2, 50)).astype(np.float32)
+    np.testing.assert_allclose(musdb.apply_gains(x, np.full(4, 0.5)).sum(0), 0.5 * x.sum(0), rtol=1e-6)
+    sw = musdb.swap_channels(x, np.array([1, 0, 1, 0], bool))
+    np.testing.assert_array_equal(sw[0], x[0, ::-1])
+    np.testing.assert_array_equal(sw[1], x[1])
+    np.testing.assert_array_equal(musdb.swap_channels(x, np.ones(4, bool)).sum(0), x.sum(0)[::-1])
+    np.testing.assert_array_equal(musdb.flip_signs(x, np.ones(4, bool)).sum(0), -x.sum(0))
+    np.testing.assert_array_equal(musdb.random_excerpt(x, 80, rng)[..., 50:], 0)  # short: zero-padded
+
+
+def test_stems_sum_to_mixture_and_any_length():
+    torch.manual_seed(0)
+    model = build_model("music_masker", {**TINY}).eval()
+    assert isinstance(model, MusicMasker) and model.sources == ("vocals", "drums", "bass", "other")
+    for n in (1000, 4410):
+        mix = torch.randn(2, 2, n)
+        with torch.no_grad():
+            out = model(mix)
+        assert out.shape == (2, 4, 2, n)
+        torch.testing.assert_close(out.sum(1), mix, atol=1e-4, rtol=1e-4)
+    with pytest.raises(Exception):
+        MusicMaskerConfig().__setattr__("hidden", 3)  # frozen
+
+
+def test_default_model_fits_the_budget():
+    model = MusicMasker(MusicMaskerConfig())
+    n = sum(p.numel() for p in model.parameters())
+    assert n * 2 <= 30e6  # fp16 storage
+    assert model.default_segment > 0
+
+
+def test_generator_and_discriminator_steps_change_weights():
+    torch.manual_seed(0)
+    model = build_model("music_masker", TINY)
+    opts = MusicTrainOptions(config=TINY, synth_fraction=0.5, identity_fraction=0.5)
+    adv = Adversary(2, 4, 1e-3, torch.device("cpu"))
+    loss_fn = MusicLoss(model, opts, adv)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    stems = 0.1 * torch.randn(4, 4, 2, 4096)
+    g0 = {k: v.clone() for k, v in model.state_dict().items()}
+    d0 = {k: v.clone() for k, v in adv.disc.state_dict().items()}
+    for _ in range(2):  # the second step also uses synthetic mixtures (estimates of the first)
+        loss, parts, est, real = loss_fn(stems)
+        assert torch.isfinite(loss) and {"l1", "wave", "identity", "g_adv"} <= set(parts)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        d = adv.step(real, est)
+        assert np.isfinite(d)
+    assert "synth" in parts
+    assert any(not torch.equal(g0[k], v) for k, v in model.state_dict().items())
+    assert all(not torch.equal(d0[k], v) for k, v in adv.disc.state_dict().items())
+    # supervised only: no adversary, only the supervised terms
+    loss, parts, *_ = MusicLoss(model, MusicTrainOptions(config=TINY, supervised_only=True), None)(stems)
+    assert set(parts) == {"l1", "wave"}
+
+
+def test_batches_are_reproducible():
+    tracks = [np.random.default_rng(i).standard_normal((4, 2, 3000)).astype(np.float16) for i in range(3)]
+    a, b = MusicBatches(tracks, 1000, seed=3), MusicBatches(tracks, 1000, seed=3)
+    state = a.state()
+    x = a.batch(2)
+    torch.testing.assert_close(x, b.batch(2))
+    a.set_state(json.loads(json.dumps(state)))
+    torch.testing.assert_close(a.batch(2), x)
+
+
+def test_train_resume_export_reload(tmp_path):
+    root = tmp_path / "data"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 2, seed=i)
+    opts = MusicTrainOptions(config=TINY, data=str(root), cache=str(tmp_path / "cache"), n_valid=1,
+                             steps=2, batch_size=2, segment=0.2, out=str(tmp_path / "run"), ckpt_every=1,
+                             valid_every=2, threads=1)
+    s = train_music(opts, progress=False)
+    assert s["step"] == 2 and (tmp_path / "run" / "best.pt").is_file()
+    assert (tmp_path / "run" / "split.json").is_file()
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")  # weights_only loading
+    assert ck["step"] == 2 and "adversary" in ck
+    opts.steps = 3
+    assert train_music(opts, progress=False, resume=True)["step"] == 3
+    manifest = tmp_path / "manifest.json"
+    entry = export_music(tmp_path / "run" / "best.pt", "m4", tmp_path / "out", manifest, half=False,
+                         data=load_data(opts))
+    reloaded = load_model(tmp_path / "out" / "m4.safetensors")
+    ref = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    mix = torch.randn(1, 2, 3000)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(mix), ref(mix), rtol=0, atol=0)
+    raw = json.loads(manifest.read_text())
+    assert raw["models"][0]["name"] == "m4" and entry["task"] == "music"
+    assert set(entry["metrics"]["sdr"]) == {"vocals", "drums", "bass", "other", "avg"}
+    assert "irm2" in entry["metrics"]["baselines"] and "non-commercial" in entry["license"]
+    half = export_music(tmp_path / "run" / "best.pt", "m4h", tmp_path / "out", None, half=True, data=load_data(opts))
+    assert half["size"] < entry["size"]
+    model_h = load_model(tmp_path / "out" / "m4h.safetensors")
+    assert all(p.dtype == torch.float32 for p in model_h.parameters())
+
+
+def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
+    import functools
+
+    from click.testing import CliRunner
+
+    from deepsep.commands import train_music as cmd
+
+    root = tmp_path / "data"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 4, seed=i)
+    monkeypatch.setattr(cmd, "export_music", functools.partial(
+        cmd.export_music, out_dir=tmp_path / "out", manifest=tmp_path / "manifest.json"))
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), "--valid-tracks", "1", "-o",
+              str(tmp_path / "run"), "--config", json.dumps(TINY), "--threads", "1", "--no-progress"]
+    runner = CliRunner()
+    res = runner.invoke(cmd.gan, [*common, "--steps", "2", "--batch-size", "2", "--segment", "0.1",
+                                  "--supervised-only"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cmd.gan, [*common, "--evaluate"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    assert set(out["baselines"]) == {"mixture", "irm1", "irm2"} and "avg" in out["model"]["sdr"]
+    res = runner.invoke(cmd.gan, [*common, "--evaluate", "--export", "m"])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "manifest.json").read_text())["models"][0]
+    assert "--supervised-only" in entry["training_command"] and (tmp_path / "out" / "m.safetensors").is_file()
+    assert entry["metrics"]["method"] == "supervised only"
