@@ -39,6 +39,8 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
     parts, labels = [], set()
     for key, label in HEADLINE:
         value = metrics.get(key)
+        if isinstance(value, dict):  # per-stem values: show their average
+            value = value.get("avg")
         if isinstance(value, (int, float)) and label not in labels:
             labels.add(label)
             parts.append(f"{label} {value:.1f}" + ("" if label == "PESQ" else " dB"))
