@@ -10,14 +10,6 @@ import numpy as np
 import soxr
 
 
-def pesq_available() -> bool:
-    try:
-        import pesq  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def pesq_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float | None:
     """PESQ: narrow-band at 8 kHz (inputs below 16 kHz), wide-band at 16 kHz (16 kHz and above)."""
     try:

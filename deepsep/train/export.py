@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..checkpoint import load_model, save_model
+from ..models.base import SeparationModel
 from ..weights import BUNDLED_DIR, sha256_file
 from .loop import load_checkpoint, model_from_checkpoint
 from .validation import ValidationSet, build_validation_set, evaluate
@@ -34,6 +33,18 @@ def update_manifest(entry: dict[str, Any], manifest_path: str | Path, alias: str
     tmp = path.with_name(path.name + ".partial")
     tmp.write_text(json.dumps(raw, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def manifest_entry(name: str, task: str, arch: str, model: SeparationModel, path: Path, license: str,
+                   trained_on: str, metrics: dict[str, Any], training_command: str, description: str) -> dict[str, Any]:
+    """The weights_manifest.json entry of an exported model file (its sha256 and size read from ``path``)."""
+    return {
+        "name": name, "task": task, "arch": arch, "config": model.config.to_dict(),
+        "sample_rate": model.sample_rate, "channels": model.audio_channels, "sources": list(model.sources),
+        "file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size,
+        "license": license, "trained_on": trained_on, "metrics": metrics,
+        "training_command": training_command, "description": description,
+    }
 
 
 def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLED_DIR,
@@ -65,24 +76,8 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
     metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate))
     metrics = {"validation": "voice SI-SDR / SI-SDRi / SDR (dB) on " + str(vdir) +
                " (speech/valid x noise/valid, SNR -5, 0, 5, 10 dB, 4 s items)", "step": ck["step"], **metrics}
-    cfg = reloaded.config.to_dict()
-    entry = {
-        "name": name,
-        "task": "speech",
-        "arch": ck["arch"],
-        "config": cfg,
-        "sample_rate": reloaded.sample_rate,
-        "channels": reloaded.audio_channels,
-        "sources": list(reloaded.sources),
-        "file": path.name,
-        "sha256": sha256_file(path),
-        "size": path.stat().st_size,
-        "license": LICENSE,
-        "trained_on": trained_on,
-        "metrics": metrics,
-        "training_command": training_command,
-        "description": description,
-    }
+    entry = manifest_entry(name, "speech", ck["arch"], reloaded, path, LICENSE, trained_on, metrics,
+                           training_command, description)
     if manifest:
         update_manifest(entry, manifest, alias)
     return entry

@@ -142,6 +142,24 @@ class _FolderBatches:
         self.gen.set_state(s)
 
 
+class JsonlLog:
+    """Appends one JSON object per event (with a timestamp) to a log file; passes it on to ``on_log``."""
+
+    def __init__(self, path: Path, on_log: Callable[[dict[str, Any]], None] | None = None):
+        self._f = open(path, "a")
+        self._on_log = on_log
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        rec = {"time": round(time.time(), 1), **rec}
+        self._f.write(json.dumps(rec) + "\n")
+        self._f.flush()
+        if self._on_log:
+            self._on_log(rec)
+
+    def close(self) -> None:
+        self._f.close()
+
+
 def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int, data: Any,
                     opts: TrainOptions, best: float, extra: dict[str, Any] | None = None) -> None:
     """Write a checkpoint as plain data, atomically."""
@@ -212,14 +230,7 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
         ds = ck["data_rng"]
         data.set_state(ds if isinstance(ds, torch.Tensor) else json.loads(ds))
 
-    logf = open(log_path, "a")
-
-    def log(rec: dict[str, Any]) -> None:
-        rec = {"time": round(time.time(), 1), **rec}
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
-        if on_log:
-            on_log(rec)
+    log = JsonlLog(log_path, on_log)
 
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters())})
@@ -281,5 +292,5 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     summary = {"event": "end", "step": step, "best_si_sdr": best, "last": last_val,
                "elapsed": round(prior + time.time() - t0, 1)}
     log(summary)
-    logf.close()
+    log.close()
     return summary

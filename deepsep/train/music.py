@@ -44,7 +44,7 @@ from ..models.base import SeparationModel
 from ..musdb import MusicDataset, remix
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
-from .loop import load_checkpoint, lr_at, resolve_device
+from .loop import JsonlLog, load_checkpoint, lr_at, resolve_device
 
 DATA = Path("..") / "shared" / "data"
 ARCH = "music_masker"
@@ -385,14 +385,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
         batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix)
     loss_fn = MusicLoss(model, opts, adversary)
 
-    logf = open(log_path, "a")
-
-    def log(rec: dict[str, Any]) -> None:
-        rec = {"time": round(time.time(), 1), **rec}
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
-        if on_log:
-            on_log(rec)
+    log = JsonlLog(log_path, on_log)
 
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters()), "train_tracks": len(data.train_names),
@@ -460,7 +453,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     summary = {"event": "end", "step": step, "best_sdr": best, "last": last_val,
                "elapsed": round(prior + time.time() - t0, 1)}
     log(summary)
-    logf.close()
+    log.close()
     return summary
 
 
@@ -479,8 +472,8 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     with the mixture and oracle-mask baselines at the model's STFT settings.
     """
     from ..checkpoint import load_model, save_model
-    from ..weights import BUNDLED_DIR, sha256_file
-    from .export import update_manifest
+    from ..weights import BUNDLED_DIR
+    from .export import manifest_entry, update_manifest
 
     out_dir = Path(out_dir) if out_dir else BUNDLED_DIR
     ck = load_checkpoint(checkpoint)
@@ -506,27 +499,13 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
         **metrics,
         "baselines": baselines(data, cfg.n_fft, cfg.hop, sources=reloaded.sources),  # type: ignore[attr-defined]
     }
-    entry = {
-        "name": name,
-        "task": "music",
-        "arch": ck["arch"],
-        "config": cfg.to_dict(),
-        "sample_rate": reloaded.sample_rate,
-        "channels": reloaded.audio_channels,
-        "sources": list(reloaded.sources),
-        "file": path.name,
-        "sha256": sha256_file(path),
-        "size": path.stat().st_size,
-        "license": LICENSE,
-        "trained_on": TRAINED_ON,
-        "metrics": metrics,
-        "training_command": training_command,
-        "description": description or (
+    description = description or (
             "Stereo 4-source spectrogram masking network (BLSTM, softmax masks, mixture phase); "
             + ("trained with supervised losses only (the better of the two variants under the same budget)"
                if opts.supervised_only else
-               "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)")),
-    }
+               "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)"))
+    entry = manifest_entry(name, "music", ck["arch"], reloaded, path, LICENSE, TRAINED_ON, metrics,
+                           training_command, description)
     if manifest:
         update_manifest(entry, manifest)
     return entry
