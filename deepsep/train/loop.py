@@ -161,8 +161,14 @@ class JsonlLog:
 
 
 def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int, data: Any,
-                    opts: TrainOptions, best: float, extra: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint as plain data, atomically."""
+                    opts: Any, best: float, extra: dict[str, Any] | None = None,
+                    states: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint as plain data, atomically.
+
+    ``opts`` is the run's options dataclass, ``data`` the batch source (``state()``/``set_state``),
+    ``extra`` JSON-able facts (elapsed time, validation), ``states`` further state dicts (the
+    music adversary's).
+    """
     data_state = data.state()
     ck = {
         "arch": opts.model,
@@ -175,10 +181,23 @@ def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimiz
         "rng_torch": torch.get_rng_state(),
         "data_rng": data_state if isinstance(data_state, torch.Tensor) else json.dumps(data_state),
         "extra": json.dumps(extra or {}),
+        **(states or {}),
     }
     tmp = path.with_name(path.name + ".partial")
     torch.save(ck, tmp)
     os.replace(tmp, path)
+
+
+def resume_from(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, data: Any) -> dict[str, Any]:
+    """Restore model, optimizer, torch and data random states from a checkpoint; return the checkpoint
+    (``step``, ``best``, ``extra["elapsed"]`` and any further ``states`` the caller saved)."""
+    ck = load_checkpoint(path)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["rng_torch"])
+    ds = ck["data_rng"]
+    data.set_state(ds if isinstance(ds, torch.Tensor) else json.loads(ds))
+    return ck
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -221,14 +240,8 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     step, best, prior = 0, -math.inf, 0.0
     if resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        step, best = ck["step"], ck["best"]
-        prior = float(ck["extra"].get("elapsed", 0.0))
-        torch.set_rng_state(ck["rng_torch"])
-        ds = ck["data_rng"]
-        data.set_state(ds if isinstance(ds, torch.Tensor) else json.loads(ds))
+        ck = resume_from(last_path, model, opt, data)
+        step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
 
     log = JsonlLog(log_path, on_log)
 

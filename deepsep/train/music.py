@@ -25,9 +25,7 @@ plus the adversary's state; ``<out>/split.json`` records the validation tracks (
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +42,7 @@ from ..models.base import SeparationModel
 from ..musdb import MusicDataset, remix
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
-from .loop import JsonlLog, load_checkpoint, lr_at, resolve_device
+from .loop import JsonlLog, load_checkpoint, lr_at, resolve_device, resume_from, save_checkpoint
 
 DATA = Path("..") / "shared" / "data"
 ARCH = "music_masker"
@@ -328,29 +326,6 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress)
 
 
-def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int,
-                    data: MusicBatches, opts: MusicTrainOptions, best: float,
-                    adversary: Adversary | None, extra: dict[str, Any] | None = None) -> None:
-    """Write a checkpoint as plain data, atomically (same keys as the voice loop's, plus the adversary)."""
-    ck = {
-        "arch": opts.model,
-        "config": json.dumps(model.config.to_dict()),
-        "options": json.dumps(dataclasses.asdict(opts)),
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": opt.state_dict(),
-        "step": int(step),
-        "best": float(best),
-        "rng_torch": torch.get_rng_state(),
-        "data_rng": json.dumps(data.state()),
-        "extra": json.dumps(extra or {}),
-    }
-    if adversary is not None:
-        ck["adversary"] = adversary.state_dict()
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
-
-
 def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
@@ -371,19 +346,18 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
     step, best, prior = 0, -math.inf, 0.0
     if resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        ck = resume_from(last_path, model, opt, batches)
         if adversary is not None and "adversary" in ck:
             adversary.load_state_dict(ck["adversary"])
-        step, best = ck["step"], ck["best"]
-        prior = float(ck["extra"].get("elapsed", 0.0))
-        torch.set_rng_state(ck["rng_torch"])
-        batches.set_state(json.loads(ck["data_rng"]))
+        step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
     elif hasattr(model, "set_normalisation"):
         model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size)).sum(1).to(device))
         batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix)
     loss_fn = MusicLoss(model, opts, adversary)
+
+    def checkpoint(path: Path, extra: dict[str, Any]) -> None:
+        states = {"adversary": adversary.state_dict()} if adversary is not None else None
+        save_checkpoint(path, model, opt, step, batches, opts, best, extra, states)
 
     log = JsonlLog(log_path, on_log)
 
@@ -403,8 +377,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
             best = res["sdr"]["avg"]
         log({"event": "valid", "step": step, **res, "best": improved})
         if improved:
-            save_checkpoint(best_path, model, opt, step, batches, opts, best, adversary,
-                            {"valid": res, "elapsed": prior + time.time() - t0})
+            checkpoint(best_path, {"valid": res, "elapsed": prior + time.time() - t0})
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -444,12 +417,11 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 validate()
                 bar.update(task, val=f"{last_val['sdr']['avg']:.2f} dB")  # type: ignore[index]
             if step % opts.ckpt_every == 0:
-                save_checkpoint(last_path, model, opt, step, batches, opts, best, adversary,
-                                {"elapsed": prior + time.time() - t0})
+                checkpoint(last_path, {"elapsed": prior + time.time() - t0})
             bar.update(task, completed=step)
     if last_val is None or step % opts.valid_every != 0:
         validate()
-    save_checkpoint(last_path, model, opt, step, batches, opts, best, adversary, {"elapsed": prior + time.time() - t0})
+    checkpoint(last_path, {"elapsed": prior + time.time() - t0})
     summary = {"event": "end", "step": step, "best_sdr": best, "last": last_val,
                "elapsed": round(prior + time.time() - t0, 1)}
     log(summary)
