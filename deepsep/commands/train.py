@@ -15,12 +15,10 @@ import click
 from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
 from ..train.loop import DATA, TrainOptions, train as run_training
 
-#: per-model defaults: the settings of the shipped weights. voice-convtasnet was trained with
-#: exactly these (``deepsep train convtasnet --threads 2 --export voice-convtasnet``); voice-unet
-#: was trained time-bounded (``--max-minutes``, see ``training_command`` in weights_manifest.json),
-#: and 1573 is the step count that run reached, so the cosine schedule here follows nearly its course.
+#: per-model defaults: the settings of the shipped weights, which were trained with exactly
+#: these (``deepsep train unet|convtasnet --threads 2 --export voice-unet|voice-convtasnet``).
 DEFAULTS = {
-    "unet": dict(steps=1573, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250, ckpt_every=100),
+    "unet": dict(steps=6000, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250, ckpt_every=100),
     "convtasnet": dict(steps=8000, batch_size=8, lr=1e-3, segment=2.0, noise_weight=0.5, valid_every=500, ckpt_every=100),
 }
 
