@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 
-from deepsep.engine import separate
 from deepsep.errors import ModelError
 from deepsep.registry import build_model
 from deepsep.weights import get_model
+from speed_common import add_engine_args, time_separation
 
 
 def test_signal(seconds: float, rate: int = 44100, seed: int = 0) -> torch.Tensor:
@@ -40,11 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--model", default="music-4stem", help="model name or file")
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--segment", type=float, default=None, help="seconds (default: the model's)")
-    ap.add_argument("--overlap", type=float, default=0.25)
-    ap.add_argument("--batch-size", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=2, help="timed runs (the best is reported)")
+    add_engine_args(ap, repeat=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
@@ -54,21 +49,9 @@ def main() -> None:
             raise SystemExit(f"error: {e}")
         model, weights = build_model("music_masker", {}).eval(), "random (music_masker default config)"
     wav = test_signal(args.seconds, model.sample_rate)
-    with torch.inference_mode():
-        separate(model, wav[:, : model.sample_rate * 10], segment=args.segment, overlap=args.overlap)  # warm-up
-        best = float("inf")
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            out = separate(model, wav, segment=args.segment, overlap=args.overlap, batch_size=args.batch_size)
-            best = min(best, time.perf_counter() - t0)
+    out, facts = time_separation(model, wav, args)
     assert out.shape == (len(model.sources), 2, wav.shape[-1])
-    audio = wav.shape[-1] / model.sample_rate
-    print(json.dumps({
-        "model": args.model, "weights": weights, "params": sum(p.numel() for p in model.parameters()),
-        "segment_s": args.segment or model.default_segment, "overlap": args.overlap, "threads": args.threads,
-        "audio_s": audio, "time_s": round(best, 2), "rtf": round(best / audio, 3),
-        "x_realtime": round(audio / best, 1),
-    }))
+    print(json.dumps({"model": args.model, "weights": weights, **facts}))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 
-from deepsep.engine import separate
 from deepsep.registry import build_model
 from deepsep.weights import get_model
+from speed_common import add_engine_args, time_separation
 
 
 def test_signal(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
@@ -36,35 +35,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--model", action="append", help="model name or file (default: both archs, random weights)")
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--segment", type=float, default=None, help="seconds (default: the model's)")
-    ap.add_argument("--overlap", type=float, default=0.25)
-    ap.add_argument("--batch-size", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=1, help="timed runs (the best is reported)")
+    add_engine_args(ap, repeat=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = {}
     for name in args.model or ["unet", "convtasnet"]:
         models[name] = get_model(name) if args.model else build_model(name, {}).eval()
-    results = []
     for name, model in models.items():
         wav = test_signal(args.minutes * 60, model.sample_rate)
-        with torch.inference_mode():
-            separate(model, wav[:, : model.sample_rate * 10], segment=args.segment, overlap=args.overlap)  # warm-up
-            best = float("inf")
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                out = separate(model, wav, segment=args.segment, overlap=args.overlap, batch_size=args.batch_size)
-                best = min(best, time.perf_counter() - t0)
+        out, facts = time_separation(model, wav, args)
         assert out.shape[-1] == wav.shape[-1]
-        res = {
-            "model": name, "params": sum(p.numel() for p in model.parameters()),
-            "segment_s": args.segment or model.default_segment, "overlap": args.overlap,
-            "threads": args.threads, "audio_s": wav.shape[-1] / model.sample_rate,
-            "time_s": round(best, 2), "x_realtime": round(wav.shape[-1] / model.sample_rate / best, 1),
-        }
-        results.append(res)
-        print(json.dumps(res))
+        print(json.dumps({"model": name, **facts}))
 
 
 if __name__ == "__main__":

@@ -216,17 +216,20 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
     return model.eval()
 
 
+def start_run(opts: Any) -> tuple[torch.device, tuple[Path, Path, Path]]:
+    """Set threads, device and seed for a run; make its folder; (device, (last.pt, best.pt, log.jsonl))."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(opts.seed)
+    return resolve_device(opts.device), (out / "last.pt", out / "best.pt", out / "log.jsonl")
+
+
 def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; return the final summary (steps done, best validation)."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = resolve_device(opts.device)
-    out = opts.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
-
-    torch.manual_seed(opts.seed)
+    device, (last_path, best_path, log_path) = start_run(opts)
     model = make_model(opts).to(device)
     sr = model.sample_rate
     segment = int(round(opts.segment * sr))

@@ -42,7 +42,7 @@ from ..models.base import SeparationModel
 from ..musdb import MusicDataset, remix
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
-from .loop import JsonlLog, load_checkpoint, lr_at, resolve_device, resume_from, save_checkpoint
+from .loop import JsonlLog, load_checkpoint, lr_at, resume_from, save_checkpoint, start_run
 
 DATA = Path("..") / "shared" / "data"
 ARCH = "music_masker"
@@ -330,14 +330,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    device = resolve_device(opts.device)
-    out = opts.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
-
-    torch.manual_seed(opts.seed)
+    device, (last_path, best_path, log_path) = start_run(opts)
     model = make_model(opts).to(device)
     data = data or load_data(opts)
     batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
