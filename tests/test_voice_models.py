@@ -63,6 +63,37 @@ def test_convtasnet_default_is_small():
     assert model.default_segment > 0
 
 
+@pytest.mark.parametrize("length", [37, 1000])
+def test_fast_layers_match_torchaudio(length):
+    """The CPU speed-ups compute torchaudio's Conv-TasNet exactly: same outputs, same gradients,
+    same state-dict keys (the shipped weights load into either)."""
+    from torchaudio.models import ConvTasNet as Stock
+
+    from deepsep.models.fast_layers import FastPReLU, FoldedDilatedConv1d, speed_up
+
+    torch.manual_seed(0)
+    kw = dict(num_sources=2, enc_kernel_size=8, enc_num_feats=16, msk_num_feats=8, msk_num_hidden_feats=12,
+              msk_num_layers=4, msk_num_stacks=2)
+    stock = Stock(**kw)
+    for m in stock.modules():  # distinct PReLU slopes, so that a mixed-up parameter would show
+        if isinstance(m, torch.nn.PReLU):
+            m.weight.data.uniform_(0.05, 0.5)
+    fast = Stock(**kw)
+    fast.load_state_dict(stock.state_dict())
+    speed_up(fast)
+    assert sum(isinstance(m, FoldedDilatedConv1d) for m in fast.modules()) == 2 * 3  # dilations 2, 4, 8
+    assert sum(isinstance(m, FastPReLU) for m in fast.modules()) == 2 * 4 * 2 + 1
+    assert fast.state_dict().keys() == stock.state_dict().keys()
+    x = torch.randn(3, 1, length)
+    y0, y1 = stock(x), fast(x)
+    assert torch.allclose(y0, y1, atol=1e-5)
+    w = torch.randn_like(y0)
+    (y0 * w).sum().backward()
+    (y1 * w).sum().backward()
+    for (name, p0), p1 in zip(stock.named_parameters(), fast.parameters()):
+        assert torch.allclose(p0.grad, p1.grad, rtol=1e-4, atol=1e-5), name
+
+
 def test_config_roundtrip():
     cfg = UNetConfig(**TINY_UNET)
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
