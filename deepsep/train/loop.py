@@ -226,10 +226,107 @@ def start_run(opts: Any) -> tuple[torch.device, tuple[Path, Path, Path]]:
     return resolve_device(opts.device), (out / "last.pt", out / "best.pt", out / "log.jsonl")
 
 
+@dataclass
+class Run:
+    """One run's moving parts, as the shared step loop (:func:`run_steps`) needs them.
+
+    ``batch_loss()`` draws a batch and returns (loss, parts: floats to log, after: called after the
+    optimizer step and returning more floats to log, or None); ``evaluate()`` measures the model
+    on the validation data; ``score(res)`` is the number to maximise; ``val_text(res)`` its short
+    form for the progress bar; ``states()`` further state dicts for checkpoints.
+    """
+
+    opts: Any
+    model: SeparationModel
+    opt: torch.optim.Optimizer
+    data: Any
+    paths: tuple[Path, Path, Path]                    # last.pt, best.pt, log.jsonl
+    batch_loss: Callable[[], tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]]
+    evaluate: Callable[[], dict[str, Any]]
+    score: Callable[[dict[str, Any]], float]
+    val_text: Callable[[dict[str, Any]], str]
+    title: str
+    best_key: str                                     # name of the best score in the end summary
+    states: Callable[[], dict[str, Any] | None] = lambda: None
+
+
+def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, progress: bool) -> dict[str, Any]:
+    """The step loop shared by all training: LR schedule, gradient clipping, skipping non-finite
+    steps, logging means every ``log_every`` steps, validation (best.pt on improvement) and
+    last.pt every ``ckpt_every`` steps, a time limit; returns the end summary (also logged).
+    ``step``, ``best``, ``prior`` (elapsed seconds before this session) come from a resume."""
+    opts, model, opt = run.opts, run.model, run.opt
+    last_path, best_path, _ = run.paths
+    t0 = time.time()
+    last_val: dict[str, Any] | None = None
+    acc: dict[str, list[float]] = {}
+
+    def elapsed() -> float:
+        return prior + time.time() - t0
+
+    def checkpoint(path: Path, extra: dict[str, Any]) -> None:
+        save_checkpoint(path, model, opt, step, run.data, opts, best, extra, run.states())
+
+    def validate() -> None:
+        nonlocal best, last_val
+        res = run.evaluate()
+        last_val = res
+        improved = run.score(res) > best
+        if improved:
+            best = run.score(res)
+        log({"event": "valid", "step": step, **res, "best": improved})
+        if improved:
+            checkpoint(best_path, {"valid": res, "elapsed": elapsed()})
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn(run.title), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    model.train()
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("train", total=opts.steps, completed=step, loss="-", val="-")
+        while step < opts.steps:
+            if opts.max_minutes and elapsed() > opts.max_minutes * 60:
+                log({"event": "time_limit", "step": step})
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr_at(opts, step, elapsed())
+            loss, parts, after = run.batch_loss()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(gnorm):
+                opt.step()
+            if after is not None:
+                parts = {**parts, **after()}
+            step += 1
+            for k, v in {"loss": float(loss.detach()), **parts}.items():
+                acc.setdefault(k, []).append(v)
+            if step % opts.log_every == 0:
+                means = {k: round(float(np.mean(v)), 5) for k, v in acc.items()}
+                log({"event": "train", "step": step, **means, "lr": opt.param_groups[0]["lr"],
+                     "elapsed": round(elapsed(), 1)})
+                bar.update(task, loss=f"{means['loss']:.4f}")
+                acc = {}
+            if step % opts.valid_every == 0:
+                validate()
+                bar.update(task, val=run.val_text(last_val))  # type: ignore[arg-type]
+            if step % opts.ckpt_every == 0:
+                checkpoint(last_path, {"elapsed": elapsed()})
+            bar.update(task, completed=step)
+    if last_val is None or step % opts.valid_every != 0:
+        validate()
+    checkpoint(last_path, {"elapsed": elapsed()})
+    summary = {"event": "end", "step": step, run.best_key: best, "last": last_val, "elapsed": round(elapsed(), 1)}
+    log(summary)
+    log.close()
+    return summary
+
+
 def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; return the final summary (steps done, best validation)."""
-    device, (last_path, best_path, log_path) = start_run(opts)
+    device, paths = start_run(opts)
     model = make_model(opts).to(device)
     sr = model.sample_rate
     segment = int(round(opts.segment * sr))
@@ -242,71 +339,18 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
                                                clip_seconds=opts.valid_seconds, sample_rate=sr), sr)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     step, best, prior = 0, -math.inf, 0.0
-    if resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, data)
+    if resume and paths[0].is_file():
+        ck = resume_from(paths[0], model, opt, data)
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
 
-    log = JsonlLog(log_path, on_log)
+    def batch_loss() -> tuple[torch.Tensor, dict[str, float], None]:
+        mix, voice, _ = data.batch(opts.batch_size)
+        return loss_fn(model, mix.to(device), voice.to(device), opts), {}, None
 
+    log = JsonlLog(paths[2], on_log)
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters())})
-    t0 = time.time()
-    last_val: dict[str, Any] | None = None
-    losses: list[float] = []
-
-    def validate() -> None:
-        nonlocal best, last_val
-        res = evaluate(model, valid, device=device)
-        last_val = res
-        improved = res["si_sdr"] > best
-        if improved:
-            best = res["si_sdr"]
-        log({"event": "valid", "step": step, **res, "best": improved})
-        if improved:
-            save_checkpoint(best_path, model, opt, step, data, opts, best,
-                            {"valid": res, "elapsed": prior + time.time() - t0})
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = [TextColumn(f"train {opts.model}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("val SI-SDRi {task.fields[val]}"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    model.train()
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("train", total=opts.steps, completed=step, loss="-", val="-")
-        while step < opts.steps:
-            elapsed = prior + time.time() - t0
-            if opts.max_minutes and elapsed > opts.max_minutes * 60:
-                log({"event": "time_limit", "step": step})
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(opts, step, elapsed)
-            mix, voice, _ = data.batch(opts.batch_size)
-            mix, voice = mix.to(device), voice.to(device)
-            loss = loss_fn(model, mix, voice, opts)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(gnorm):
-                opt.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            if step % opts.log_every == 0:
-                log({"event": "train", "step": step, "loss": round(float(np.mean(losses)), 5),
-                     "lr": opt.param_groups[0]["lr"], "elapsed": round(prior + time.time() - t0, 1)})
-                bar.update(task, loss=f"{np.mean(losses):.4f}")
-                losses = []
-            if step % opts.valid_every == 0:
-                validate()
-                bar.update(task, val=f"{last_val['si_sdri']:.2f} dB")  # type: ignore[index]
-            if step % opts.ckpt_every == 0:
-                save_checkpoint(last_path, model, opt, step, data, opts, best, {"elapsed": prior + time.time() - t0})
-            bar.update(task, completed=step)
-    if last_val is None or step % opts.valid_every != 0:
-        validate()
-    save_checkpoint(last_path, model, opt, step, data, opts, best, {"elapsed": prior + time.time() - t0})
-    summary = {"event": "end", "step": step, "best_si_sdr": best, "last": last_val,
-               "elapsed": round(prior + time.time() - t0, 1)}
-    log(summary)
-    log.close()
-    return summary
+    run = Run(opts, model, opt, data, paths, batch_loss, evaluate=lambda: evaluate(model, valid, device=device),
+              score=lambda r: r["si_sdr"], val_text=lambda r: f"SI-SDRi {r['si_sdri']:.2f} dB",
+              title=f"train {opts.model}", best_key="best_si_sdr")
+    return run_steps(run, step, best, prior, log, progress)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -42,7 +41,7 @@ from ..models.base import SeparationModel
 from ..musdb import MusicDataset, remix
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
-from .loop import JsonlLog, load_checkpoint, lr_at, resume_from, save_checkpoint, start_run
+from .loop import JsonlLog, Run, load_checkpoint, resume_from, run_steps, start_run
 
 DATA = Path("..") / "shared" / "data"
 ARCH = "music_masker"
@@ -330,7 +329,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    device, (last_path, best_path, log_path) = start_run(opts)
+    device, paths = start_run(opts)
     model = make_model(opts).to(device)
     data = data or load_data(opts)
     batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
@@ -338,8 +337,8 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
     step, best, prior = 0, -math.inf, 0.0
-    if resume and last_path.is_file():
-        ck = resume_from(last_path, model, opt, batches)
+    if resume and paths[0].is_file():
+        ck = resume_from(paths[0], model, opt, batches)
         if adversary is not None and "adversary" in ck:
             adversary.load_state_dict(ck["adversary"])
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
@@ -348,78 +347,21 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
         batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix)
     loss_fn = MusicLoss(model, opts, adversary)
 
-    def checkpoint(path: Path, extra: dict[str, Any]) -> None:
-        states = {"adversary": adversary.state_dict()} if adversary is not None else None
-        save_checkpoint(path, model, opt, step, batches, opts, best, extra, states)
+    def batch_loss() -> tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]:
+        loss, parts, est_mag, real_mag = loss_fn(batches.batch(opts.batch_size).to(device))
+        after = None if adversary is None else (lambda: {"d": adversary.step(real_mag, est_mag)})
+        return loss, parts, after
 
-    log = JsonlLog(log_path, on_log)
-
+    log = JsonlLog(paths[2], on_log)
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters()), "train_tracks": len(data.train_names),
          "valid_tracks": data.valid_names})
-    t0 = time.time()
-    last_val: dict[str, Any] | None = None
-    acc: dict[str, list[float]] = {}
-
-    def validate() -> None:
-        nonlocal best, last_val
-        res = evaluate_music(model, data, device=device)
-        last_val = res
-        improved = res["sdr"]["avg"] > best
-        if improved:
-            best = res["sdr"]["avg"]
-        log({"event": "valid", "step": step, **res, "best": improved})
-        if improved:
-            checkpoint(best_path, {"valid": res, "elapsed": prior + time.time() - t0})
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = [TextColumn("train music" + (" (supervised)" if opts.supervised_only else " (adversarial)")),
-               BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TextColumn("val SDR {task.fields[val]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    model.train()
-    with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("train", total=opts.steps, completed=step, loss="-", val="-")
-        while step < opts.steps:
-            elapsed = prior + time.time() - t0
-            if opts.max_minutes and elapsed > opts.max_minutes * 60:
-                log({"event": "time_limit", "step": step})
-                break
-            for g in opt.param_groups:
-                g["lr"] = lr_at(opts, step, elapsed)  # type: ignore[arg-type]
-            stems = batches.batch(opts.batch_size).to(device)
-            loss, parts, est_mag, real_mag = loss_fn(stems)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(gnorm):
-                opt.step()
-            if adversary is not None:
-                parts["d"] = adversary.step(real_mag, est_mag)
-            step += 1
-            parts["loss"] = float(loss.detach())
-            for k, v in parts.items():
-                acc.setdefault(k, []).append(v)
-            if step % opts.log_every == 0:
-                means = {k: round(float(np.mean(v)), 5) for k, v in acc.items()}
-                log({"event": "train", "step": step, **means, "lr": opt.param_groups[0]["lr"],
-                     "elapsed": round(prior + time.time() - t0, 1)})
-                bar.update(task, loss=f"{means['loss']:.4f}")
-                acc = {}
-            if step % opts.valid_every == 0:
-                validate()
-                bar.update(task, val=f"{last_val['sdr']['avg']:.2f} dB")  # type: ignore[index]
-            if step % opts.ckpt_every == 0:
-                checkpoint(last_path, {"elapsed": prior + time.time() - t0})
-            bar.update(task, completed=step)
-    if last_val is None or step % opts.valid_every != 0:
-        validate()
-    checkpoint(last_path, {"elapsed": prior + time.time() - t0})
-    summary = {"event": "end", "step": step, "best_sdr": best, "last": last_val,
-               "elapsed": round(prior + time.time() - t0, 1)}
-    log(summary)
-    log.close()
-    return summary
+    run = Run(opts, model, opt, batches, paths, batch_loss, evaluate=lambda: evaluate_music(model, data, device=device),
+              score=lambda r: r["sdr"]["avg"], val_text=lambda r: f"SDR {r['sdr']['avg']:.2f} dB",
+              title="train music" + (" (supervised)" if opts.supervised_only else " (adversarial)"),
+              best_key="best_sdr",
+              states=lambda: {"adversary": adversary.state_dict()} if adversary is not None else None)
+    return run_steps(run, step, best, prior, log, progress)
 
 
 # ----------------------------------------------------------------------------- export
