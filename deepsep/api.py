@@ -40,6 +40,7 @@ class EngineOptions:
     overlap: float = 0.25
     batch_size: int = 1
     device: str = "cpu"
+    shifts: int = 1  # passes per segment at offsets within one frame, averaged
 
 
 @dataclass
@@ -224,7 +225,7 @@ def _stream(
     from_model = StreamResampler(model.sample_rate, info.sample_rate, n_src * info.channels)
     sep = StreamingSeparator(
         model, info.channels, segment=engine.segment, overlap=engine.overlap,
-        batch_size=engine.batch_size, device=engine.device,
+        batch_size=engine.batch_size, shifts=engine.shifts, device=engine.device,
     )
     mix_matrix = torch.from_numpy(matrix)
     inputs = Fifo(info.channels)  # input samples whose stems are not written yet

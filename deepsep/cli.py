@@ -48,6 +48,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length (default: the model's; 0: whole file at once).")
 @click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True, help="Overlap between segments, as a fraction.")
 @click.option("--batch-size", type=click.IntRange(1), help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
+@click.option("--shifts", type=click.IntRange(1), default=1, show_default=True,
+              help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
 @click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
 @click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
 @click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
@@ -59,7 +61,7 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (float only).")
 @click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, stems, two_stems,
+def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, shifts, stems, two_stems,
              fmt, bits, int24, float32, clip, plot, quiet) -> None:
     """Separate audio files (or every file of --input DIR) into stems."""
     if input_dir:
@@ -80,7 +82,7 @@ def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, ba
     except DeepsepError as e:
         fail(str(e))
     output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip)
-    engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device)
+    engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device, shifts)
     results = _run_batch(model, files, out_dir, output, engine, quiet)
     if plot:
         for r in results:

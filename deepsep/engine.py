@@ -9,6 +9,10 @@ Segment ``k`` covers samples ``[k*hop, k*hop + length)`` and one last segment en
 signal's end, so no segment is padded with zeros. The model's outputs are weighted by a
 triangular window (never zero) and normalised by the sum of the weights, so an identity model
 gives back its input exactly and consecutive segments crossfade without seams.
+
+With ``shifts = N > 1`` each segment is separated N times, delayed by N offsets spread evenly over
+the model's frame stride (the "shift trick" of Demucs, here within one frame: the model's STFT or
+encoder frames fall differently each time), and the N results are averaged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .channels import from_groups, to_groups
 from .models.base import SeparationModel
@@ -27,6 +32,24 @@ def segment_window(length: int, device: torch.device | str = "cpu") -> torch.Ten
     """Triangular crossfade weights, (length,), strictly positive (as Demucs does)."""
     i = torch.arange(length, device=device, dtype=torch.float32)
     return torch.minimum(i + 1, length - i) / max(1, (length + 1) // 2)
+
+
+def shift_offsets(stride: int, shifts: int) -> list[int]:
+    """``shifts`` delays in samples, spread evenly over one frame stride: [0, stride/N, ...]."""
+    if shifts < 1:
+        raise ValueError(f"shifts must be at least 1, got {shifts}")
+    return sorted({i * stride // shifts for i in range(shifts)})
+
+
+def average_over_shifts(model: SeparationModel, x: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+    """Mean of ``model`` over copies of ``x`` (batch, channels, time) delayed by ``offsets``
+    samples (zeros in front, cropped after): (batch, sources, channels, time)."""
+    total = None
+    for s in offsets:
+        y = model(F.pad(x, (s, 0)))[..., s:] if s else model(x)
+        total = y.float() if total is None else total + y.float()
+    assert total is not None
+    return total / len(offsets)
 
 
 class StreamingSeparator:
@@ -50,6 +73,7 @@ class StreamingSeparator:
         segment: float | None = None,
         overlap: float = 0.25,
         batch_size: int = 1,
+        shifts: int = 1,
         device: torch.device | str = "cpu",
         progress: ProgressFn | None = None,
     ):
@@ -58,6 +82,7 @@ class StreamingSeparator:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.model = model
+        self.offsets = shift_offsets(model.frame_stride, shifts)
         self.channels = channels
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -87,8 +112,8 @@ class StreamingSeparator:
         """(n, groups, mc, length) -> (n, groups, sources, mc, length) on the CPU."""
         n, g, mc, t = segments.shape
         with torch.inference_mode():
-            out = self.model(segments.reshape(n * g, mc, t).to(self.device))
-        return out.float().cpu().reshape(n, g, *out.shape[1:])
+            out = average_over_shifts(self.model, segments.reshape(n * g, mc, t).to(self.device), self.offsets)
+        return out.cpu().reshape(n, g, *out.shape[1:])
 
     def _accumulate(self, starts: list[int], length: int, stop: int) -> None:
         """Run the segments ``[s, s + length)`` and add their weighted outputs from ``_next`` to ``stop``."""
@@ -179,16 +204,18 @@ def separate(
     segment: float | None = None,
     overlap: float = 0.25,
     batch_size: int = 1,
+    shifts: int = 1,
     device: torch.device | str = "cpu",
     progress: ProgressFn | None = None,
 ) -> torch.Tensor:
     """Separate ``wav`` (channels, time), at the model's sample rate, into (sources, channels, time).
 
     ``segment`` in seconds (None: the model's default; 0: the whole signal in one pass),
-    ``overlap`` as a fraction of the segment, ``batch_size`` segments per forward pass.
+    ``overlap`` as a fraction of the segment, ``batch_size`` segments per forward pass,
+    ``shifts`` passes per segment at offsets within one frame, averaged (N times slower).
     """
     sep = StreamingSeparator(
-        model, wav.shape[0], segment=segment, overlap=overlap, batch_size=batch_size,
+        model, wav.shape[0], segment=segment, overlap=overlap, batch_size=batch_size, shifts=shifts,
         device=device, progress=progress,
     )
     return torch.cat([sep.push(wav), sep.flush()], dim=-1)

@@ -50,6 +50,18 @@ def test_outputs_keep_rate_channels_length_and_sum(tmp_path, write_audio, name, 
     assert not list(out.rglob(".*partial*"))
 
 
+def test_shifts_option(tmp_path, write_audio):
+    src = write_audio("s.wav", seconds=1.0, sample_rate=8000, channels=1)
+    voice = {}
+    for shifts in (1, 3):
+        res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / str(shifts)), "--bits", "32",
+                  "--shifts", str(shifts))
+        assert res.exit_code == 0, res.output
+        voice[shifts], _ = read(tmp_path / str(shifts) / "s" / "voice.wav")
+    assert np.abs(voice[1] - voice[3]).max() > 1e-4  # the averaged passes reach the output
+    assert run("separate", str(src), "-m", "tiny-test", "--shifts", "0").exit_code == 2
+
+
 def test_folder_and_input_custom(tmp_path, write_audio, monkeypatch):
     write_audio("input/one.wav")
     write_audio("input/sub/two.flac")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepsep.channels import from_groups, to_groups
-from deepsep.engine import StreamingSeparator, separate, segment_window
+from deepsep.engine import StreamingSeparator, separate, segment_window, shift_offsets
 from deepsep.models.base import ModelConfig, SeparationModel
 from deepsep.weights import get_model
 
@@ -42,15 +42,37 @@ def test_overlap_add_of_identity_is_the_input(length, segment, overlap, batch, c
 
 
 @settings(max_examples=25, deadline=None)
-@given(length=st.integers(1, 2000), block=st.integers(1, 500), batch=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_streaming_in_blocks_equals_one_call(length, block, batch, seed):
+@given(length=st.integers(1, 2000), block=st.integers(1, 500), batch=st.integers(1, 3), seed=st.integers(0, 1000),
+       shifts=st.integers(1, 3))
+def test_streaming_in_blocks_equals_one_call(length, block, batch, seed, shifts):
     model = get_model("tiny-test")
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, length, generator=g)
-    whole = separate(model, x, segment=0.05, overlap=0.3, batch_size=batch)
-    sep = StreamingSeparator(model, 1, segment=0.05, overlap=0.3, batch_size=batch)
+    whole = separate(model, x, segment=0.05, overlap=0.3, batch_size=batch, shifts=shifts)
+    sep = StreamingSeparator(model, 1, segment=0.05, overlap=0.3, batch_size=batch, shifts=shifts)
     parts = [sep.push(x[:, i : i + block]) for i in range(0, length, block)] + [sep.flush()]
     torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_shift_offsets_spread_over_one_frame():
+    assert shift_offsets(16, 1) == [0]
+    assert shift_offsets(16, 2) == [0, 8]
+    assert shift_offsets(16, 4) == [0, 4, 8, 12]
+    assert shift_offsets(4, 10) == [0, 1, 2, 3]  # at most one pass per sample of the stride
+    with pytest.raises(ValueError):
+        shift_offsets(16, 0)
+
+
+def test_shifts_average_delayed_passes():
+    model = get_model("tiny-test")  # an STFT masker, hop 64: a delay of 32 moves its frames
+    x = torch.randn(1, 3000)
+    one = separate(model, x, segment=0)
+    two = separate(model, x, segment=0, shifts=2)
+    with torch.inference_mode():
+        late = model(torch.nn.functional.pad(x, (32, 0))[None])[0, ..., 32:]
+    torch.testing.assert_close(two, (one + late) / 2)
+    assert (two - one).abs().max() > 1e-4
+    torch.testing.assert_close(two.sum(0), x, atol=1e-4, rtol=1e-4)  # still adds up to the input
 
 
 def test_window_is_positive_and_symmetric():

@@ -55,11 +55,13 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--segment", type=float, help="Segment length in seconds (as for separate).")
 @click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--shifts", type=click.IntRange(1), default=1, show_default=True,
+              help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
 def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_dir, device, segment, overlap,
-                     batch_size, limit, plot_items) -> None:
+                     batch_size, shifts, limit, plot_items) -> None:
     """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
     try:
         root = resolve_dataset(dataset, data_root)
@@ -71,7 +73,7 @@ def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_
         sys.exit(1)
     out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = EngineOptions(segment, overlap, batch_size, device)
+    engine = EngineOptions(segment, overlap, batch_size, device, shifts)
     plotted: list[str] = []
 
     def on_item(item, estimates, references, mixture, rate) -> None:
@@ -98,7 +100,8 @@ def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_
         "command": "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "model": {**model_info, "arch_sources": list(model.sources), "sample_rate": model.sample_rate},
         "dataset": {"name": root.name, "path": str(root), "task": items[0].task, "items": len(items)},
-        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": device},
+        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": device,
+                   "shifts": shifts},
         "excluded": result.excluded,
     }
     paths = write_reports(result.rows, summary, meta, out_dir)

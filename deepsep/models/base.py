@@ -67,6 +67,12 @@ class SeparationModel(nn.Module):
     def sources(self) -> tuple[str, ...]:
         return tuple(self.config.sources)
 
+    @property
+    def frame_stride(self) -> int:
+        """Samples between the model's analysis frames (its STFT hop or encoder stride): the
+        period of its time grid, over which ``--shifts`` spreads its offsets."""
+        return int(getattr(self.config, "hop", 1))
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """(batch, channels, time) -> (batch, sources, channels, time)."""
         raise NotImplementedError

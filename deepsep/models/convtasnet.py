@@ -58,6 +58,10 @@ class ConvTasNet(SeparationModel):
         )
         speed_up(self.net)  # same function and parameters, about 25 % faster training on a CPU
 
+    @property
+    def frame_stride(self) -> int:
+        return self.config.enc_kernel_size // 2
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """(batch, 1, time) -> (batch, sources, 1, time); the sources sum to ``mix``."""
         est = self.net(mix)  # (batch, sources, time); torchaudio pads to its stride internally
