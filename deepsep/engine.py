@@ -12,7 +12,8 @@ gives back its input exactly and consecutive segments crossfade without seams.
 
 With ``shifts = N > 1`` each segment is separated N times, delayed by N offsets spread evenly over
 the model's frame stride (the "shift trick" of Demucs, here within one frame: the model's STFT or
-encoder frames fall differently each time), and the N results are averaged.
+encoder frames fall differently each time), and the N results are averaged. The delayed copies
+start with their delay in zeros (less than one frame), the one exception to "never padded".
 """
 
 from __future__ import annotations
