@@ -101,6 +101,26 @@ def test_resume_matches_uninterrupted(dirs, tmp_path):
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
 
 
+def test_ema_is_validated_saved_as_best_and_resumed(dirs, tmp_path):
+    """With --ema the moving average (not the raw weights) is validated and becomes best.pt; last.pt
+    keeps both, and a resume continues the average exactly as an uninterrupted run."""
+    a = _opts(dirs, tmp_path / "a", steps=6, ckpt_every=3, valid_every=6, ema=0.5)
+    train(a, progress=False)
+    b = _opts(dirs, tmp_path / "b", steps=3, ckpt_every=3, valid_every=100, ema=0.5)
+    train(b, progress=False)
+    b.steps, b.valid_every = 6, 6
+    train(b, progress=False, resume=True)
+    la, lb = (load_checkpoint(tmp_path / r / "run" / "last.pt") for r in "ab")
+    assert float(la["ema"]["n_averaged"]) == 6
+    for k in la["ema"]:
+        assert torch.allclose(la["ema"][k].float(), lb["ema"][k].float(), atol=1e-5), k
+    best = load_checkpoint(tmp_path / "a" / "run" / "best.pt")["model"]
+    raw = la["model"]
+    avg = {k[len("module."):]: v for k, v in la["ema"].items() if k.startswith("module.")}
+    assert all(torch.equal(best[k], avg[k]) for k in best)
+    assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].is_floating_point())
+
+
 def test_lr_schedule():
     o = TrainOptions(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
     assert lr_at(o, 0) == pytest.approx(0.1)

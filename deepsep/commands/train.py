@@ -41,6 +41,8 @@ def _options(f):
         click.option("--si-weight", type=float, default=None, help="U-Net: weight of the waveform -SI-SDR loss term."),
         click.option("--noise-weight", type=float, default=None,
                      help="Conv-TasNet: weight of the noise SI-SNR term (sets the voice's scale)."),
+        click.option("--ema", type=float, default=None,
+                     help="Decay of a moving average of the weights, validated and exported instead (0: off)."),
         click.option("--config", "config_json", default="{}", help="JSON overrides of the model config."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),

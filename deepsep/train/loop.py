@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..metrics import si_sdr
 from ..models.base import SeparationModel
@@ -61,6 +62,7 @@ class TrainOptions:
     max_minutes: float = 0.0              # 0: no time limit
     si_weight: float = 0.0                # U-Net: weight of a waveform -SI-SDR term added to L1
     noise_weight: float = 0.0             # Conv-TasNet: weight of the noise SI-SNR next to the voice's
+    ema: float = 0.0                      # decay of a moving average of the weights (0: off), see Run.ema
     log_every: int = 10
 
     @property
@@ -216,6 +218,13 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
     return model.eval()
 
 
+def make_ema(model: SeparationModel, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (None when ``decay`` is 0)."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def start_run(opts: Any) -> tuple[torch.device, tuple[Path, Path, Path]]:
     """Set threads, device and seed for a run; make its folder; (device, (last.pt, best.pt, log.jsonl))."""
     if opts.threads:
@@ -231,9 +240,12 @@ class Run:
     """One run's moving parts, as the shared step loop (:func:`run_steps`) needs them.
 
     ``batch_loss()`` draws a batch and returns (loss, parts: floats to log, after: called after the
-    optimizer step and returning more floats to log, or None); ``evaluate()`` measures the model
+    optimizer step and returning more floats to log, or None); ``evaluate(model)`` measures a model
     on the validation data; ``score(res)`` is the number to maximise; ``val_text(res)`` its short
     form for the progress bar; ``states()`` further state dicts for checkpoints.
+    ``ema``, when given, is an exponential moving average of the weights (Polyak averaging),
+    updated after every optimizer step: it, not the raw model, is validated and saved as best.pt
+    (so exported); last.pt keeps the raw model and the average (``"ema"``) for a resume.
     """
 
     opts: Any
@@ -242,12 +254,13 @@ class Run:
     data: Any
     paths: tuple[Path, Path, Path]                    # last.pt, best.pt, log.jsonl
     batch_loss: Callable[[], tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]]
-    evaluate: Callable[[], dict[str, Any]]
+    evaluate: Callable[[SeparationModel], dict[str, Any]]
     score: Callable[[dict[str, Any]], float]
     val_text: Callable[[dict[str, Any]], str]
     title: str
     best_key: str                                     # name of the best score in the end summary
     states: Callable[[], dict[str, Any] | None] = lambda: None
+    ema: AveragedModel | None = None
 
 
 def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, progress: bool) -> dict[str, Any]:
@@ -264,19 +277,24 @@ def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, pro
     def elapsed() -> float:
         return prior + time.time() - t0
 
-    def checkpoint(path: Path, extra: dict[str, Any]) -> None:
-        save_checkpoint(path, model, opt, step, run.data, opts, best, extra, run.states())
+    def checkpoint(path: Path, extra: dict[str, Any], weights: SeparationModel = model) -> None:
+        states = run.states() or {}
+        if run.ema is not None:
+            states = {**states, "ema": run.ema.state_dict()}
+        save_checkpoint(path, weights, opt, step, run.data, opts, best, extra, states or None)
+
+    validated = model if run.ema is None else run.ema.module
 
     def validate() -> None:
         nonlocal best, last_val
-        res = run.evaluate()
+        res = run.evaluate(validated)
         last_val = res
         improved = run.score(res) > best
         if improved:
             best = run.score(res)
         log({"event": "valid", "step": step, **res, "best": improved})
         if improved:
-            checkpoint(best_path, {"valid": res, "elapsed": elapsed()})
+            checkpoint(best_path, {"valid": res, "elapsed": elapsed()}, validated)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -297,6 +315,8 @@ def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, pro
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
             if torch.isfinite(loss) and torch.isfinite(gnorm):
                 opt.step()
+                if run.ema is not None:
+                    run.ema.update_parameters(model)
             if after is not None:
                 parts = {**parts, **after()}
             step += 1
@@ -338,10 +358,13 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     valid = ValidationSet(build_validation_set(opts.valid_speech_dir, opts.valid_noise_dir, opts.valid_dir,
                                                clip_seconds=opts.valid_seconds, sample_rate=sr), sr)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    ema = make_ema(model, opts.ema)
     step, best, prior = 0, -math.inf, 0.0
     if resume and paths[0].is_file():
         ck = resume_from(paths[0], model, opt, data)
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
 
     def batch_loss() -> tuple[torch.Tensor, dict[str, float], None]:
         mix, voice, _ = data.batch(opts.batch_size)
@@ -350,7 +373,7 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     log = JsonlLog(paths[2], on_log)
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters())})
-    run = Run(opts, model, opt, data, paths, batch_loss, evaluate=lambda: evaluate(model, valid, device=device),
+    run = Run(opts, model, opt, data, paths, batch_loss, evaluate=lambda m: evaluate(m, valid, device=device),
               score=lambda r: r["si_sdr"], val_text=lambda r: f"SI-SDRi {r['si_sdri']:.2f} dB",
-              title=f"train {opts.model}", best_key="best_si_sdr")
+              title=f"train {opts.model}", best_key="best_si_sdr", ema=ema)
     return run_steps(run, step, best, prior, log, progress)

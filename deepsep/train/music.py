@@ -356,7 +356,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
          "params": sum(p.numel() for p in model.parameters()), "train_tracks": len(data.train_names),
          "valid_tracks": data.valid_names})
-    run = Run(opts, model, opt, batches, paths, batch_loss, evaluate=lambda: evaluate_music(model, data, device=device),
+    run = Run(opts, model, opt, batches, paths, batch_loss, evaluate=lambda m: evaluate_music(m, data, device=device),
               score=lambda r: r["sdr"]["avg"], val_text=lambda r: f"SDR {r['sdr']['avg']:.2f} dB",
               title="train music" + (" (supervised)" if opts.supervised_only else " (adversarial)"),
               best_key="best_sdr",
