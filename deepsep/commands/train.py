@@ -19,7 +19,8 @@ from ..train.loop import DATA, TrainOptions, train as run_training
 #: these (``deepsep train unet|convtasnet --threads 2 --export voice-unet|voice-convtasnet``).
 DEFAULTS = {
     "unet": dict(steps=6000, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250, ckpt_every=100),
-    "convtasnet": dict(steps=10000, batch_size=8, lr=1e-3, segment=2.0, noise_weight=0.5, valid_every=500, ckpt_every=100),
+    "convtasnet": dict(steps=12000, max_minutes=115.0, batch_size=8, lr=2e-3, segment=2.0, noise_weight=0.5, ema=0.999,
+                       valid_every=500, ckpt_every=100),
 }
 
 
