@@ -119,6 +119,11 @@ def test_ema_is_validated_saved_as_best_and_resumed(dirs, tmp_path):
     avg = {k[len("module."):]: v for k, v in la["ema"].items() if k.startswith("module.")}
     assert all(torch.equal(best[k], avg[k]) for k in best)
     assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].is_floating_point())
+    c = _opts(dirs, tmp_path / "c", steps=3, ckpt_every=3, valid_every=100)  # started without an average
+    train(c, progress=False)
+    c.steps, c.ema = 5, 0.5
+    train(c, progress=False, resume=True)
+    assert float(load_checkpoint(tmp_path / "c" / "run" / "last.pt")["ema"]["n_averaged"]) == 2
 
 
 def test_lr_schedule():

@@ -363,7 +363,7 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     if resume and paths[0].is_file():
         ck = resume_from(paths[0], model, opt, data)
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
-        if ema is not None:
+        if ema is not None and "ema" in ck:  # a run started without --ema starts its average here
             ema.load_state_dict(ck["ema"])
 
     def batch_loss() -> tuple[torch.Tensor, dict[str, float], None]:
