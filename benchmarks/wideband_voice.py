@@ -42,7 +42,8 @@ import torch
 
 from deepsep.engine import separate
 from deepsep.metrics import si_sdr
-from deepsep.musdb import decode_stem_mp4
+from deepsep.musdb import SOURCES, decode_track, find_tracks
+from deepsep.train.music import MUSIC_DATA
 from deepsep.weights import get_model
 
 SENTENCES = [
@@ -53,7 +54,6 @@ SENTENCES = [
     ("en-us+m1", "Fresh fish is served on Fridays, with a choice of chips or a salad."),
     ("en-us+f2", "Whispering voices and hissing steam filled the station at six o'clock."),
 ]
-MUSDB = Path("../shared/data/musdb7/train")
 TRACKS = ["Music Delta - Gospel", "Night Panther - Fire"]
 RATE = 44100
 EDGE = 4500.0
@@ -71,12 +71,13 @@ def noises(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     white = rng.standard_normal(n)
     pink = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) / np.sqrt(np.arange(1, n // 2 + 2)), n)
     out = {"white": white, "pink": pink}
+    tracks = {t.name: t for t in find_tracks(MUSIC_DATA)} if MUSIC_DATA.is_dir() else {}
     for name in TRACKS:
-        path = MUSDB / f"{name}.stem.mp4"
-        if not path.is_file():
+        if name not in tracks:
             continue
-        for stem, stream in (("drums", 1), ("other", 3)):
-            x = decode_stem_mp4(path, stream, RATE).mean(axis=0)
+        stems = decode_track(tracks[name], RATE)  # mixture, then SOURCES
+        for stem in ("drums", "other"):
+            x = stems[1 + SOURCES.index(stem)].mean(axis=0)
             out[f"{stem}:{name.split(' - ')[0]}"] = np.resize(x, n)
     return {k: v.astype(np.float32) for k, v in out.items()}
 

@@ -17,8 +17,9 @@ import torch
 
 from .audio import AUDIO_EXTENSIONS, AudioReader, Fifo, StemWriter, StreamResampler, subtype_for
 from .engine import StreamingSeparator
-from .errors import AudioError, DeepsepError
+from .errors import AudioError, DeepsepError, UsageError
 from .models.base import SeparationModel
+from .weights import Manifest, alias_for_rate, get_model
 
 CLIP_POLICIES = ("rescale", "clamp", "none")
 
@@ -32,6 +33,7 @@ class OutputOptions:
     fmt: str = "wav"
     bits: int = 16
     clip: str = "rescale"
+    atten_lim: float | None = None  # dB: the most a voice/noise model takes off the noise in `voice`
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class FileResult:
     elapsed: float = 0.0  # seconds of wall time
     outputs: dict[str, Path] = field(default_factory=dict)
     gain_db: float = 0.0  # the common gain that "rescale" applied (0: none)
+    model: str = ""  # the model that separated it (a rate-dependent alias picks one per file)
     error: str | None = None
 
     @property
@@ -93,9 +96,51 @@ def track_name(path: Path) -> str:
     return name
 
 
+#: the sources that --atten-lim applies to
+VOICE_NOISE = ("voice", "noise")
+
+
+def check_atten_lim(db: float | None, sources: Sequence[str] | None = None) -> None:
+    """Raise UsageError unless ``db`` (None: no limit) is a valid --atten-lim for a model with
+    ``sources`` (None: not known yet, check the value only)."""
+    if db is None:
+        return
+    if not db >= 0:  # NaN too
+        raise UsageError(f"--atten-lim {db:g}: the limit is an attenuation in dB, 0 or more")
+    if sources is not None and sorted(sources) != sorted(VOICE_NOISE):
+        raise UsageError(f"--atten-lim needs a model with the sources voice and noise; this one has {', '.join(sources)}")
+
+
+def atten_lim_matrix(sources: Sequence[str], db: float | None) -> np.ndarray:
+    """The (sources, sources) matrix of :func:`limit_attenuation`: the identity when ``db`` is None."""
+    m = np.eye(len(sources), dtype=np.float64)
+    if db is not None:
+        check_atten_lim(db, sources)
+        v, n = (list(sources).index(s) for s in VOICE_NOISE)
+        g = 10 ** (-db / 20)
+        m[v, n], m[n, n] = g, 1 - g
+    return m
+
+
+def limit_attenuation(stems: np.ndarray | torch.Tensor, sources: Sequence[str], db: float | None):
+    """Stems (sources first, any shape after) with the noise attenuated by at most ``db`` dB in
+    ``voice``: voice + g * noise and (1 - g) * noise, g = 10 ** (-db / 20), so that they still add
+    up to the same mixture (DeepFilterNet's ``--atten-lim``). Same type and shape out."""
+    m = atten_lim_matrix(sources, db)
+    if isinstance(stems, torch.Tensor):
+        return torch.tensordot(torch.from_numpy(m).to(stems), stems, dims=1)
+    return np.tensordot(m, stems, axes=1).astype(stems.dtype, copy=False)
+
+
 def stem_matrix(sources: Sequence[str], opts: OutputOptions) -> tuple[list[str], np.ndarray]:
-    """Output stem names and the (stems, sources) matrix that makes them from the model's sources."""
-    sources = list(sources)
+    """Output stem names and the (stems, sources) matrix that makes them from the model's sources
+    (after :func:`limit_attenuation`, folded in)."""
+    names, select = _select_matrix(list(sources), opts)
+    return names, (select @ atten_lim_matrix(sources, opts.atten_lim)).astype(np.float32)
+
+
+def _select_matrix(sources: list[str], opts: OutputOptions) -> tuple[list[str], np.ndarray]:
+    """Stem names and the 0/1 (stems, sources) matrix of --stems / --two-stems."""
     if opts.two_stems is not None:
         if opts.two_stems not in sources:
             raise DeepsepError(f"--two-stems {opts.two_stems!r}: the model's sources are {', '.join(sources)}")
@@ -113,6 +158,54 @@ def stem_matrix(sources: Sequence[str], opts: OutputOptions) -> tuple[list[str],
     for row, name in enumerate(names):
         m[row, sources.index(name)] = 1
     return names, m
+
+
+def input_rate(path: Path) -> int:
+    """The sample rate of an audio file (read from its header)."""
+    with AudioReader(path) as reader:
+        return reader.info.sample_rate
+
+
+class ModelCache:
+    """The models of one run, each loaded once and reused across files. ``name`` may be a
+    rate-dependent alias (``-m voice``), which picks a model for each file by its sample rate."""
+
+    def __init__(self, name: str, device: str, manifest: Manifest):
+        self.name, self.device, self.manifest = name, device, manifest
+        self.loaded: dict[str, SeparationModel] = {}  # concrete model name -> model
+        self._picked: dict[Path, str] = {}  # input file -> concrete model name
+
+    def name_for(self, path: Path | None = None) -> str:
+        """The concrete model name for a file (reads its header only when the alias needs its rate)."""
+        if path is None or self.name not in self.manifest.rate_aliases:
+            return alias_for_rate(self.name, None, self.manifest)
+        if path not in self._picked:
+            self._picked[path] = alias_for_rate(self.name, input_rate(path), self.manifest)
+        return self._picked[path]
+
+    def model(self, name: str) -> SeparationModel:
+        """The concrete model ``name``, loaded on first use."""
+        if name not in self.loaded:
+            self.loaded[name] = get_model(name, self.device, self.manifest)
+        return self.loaded[name]
+
+    def for_file(self, path: Path | None = None) -> tuple[str, SeparationModel]:
+        """(concrete name, model) for a file."""
+        name = self.name_for(path)
+        return name, self.model(name)
+
+    def preload(self, paths: Iterable[Path]) -> dict[str, SeparationModel]:
+        """Load every model that ``paths`` need, so that a model error comes before any file is
+        separated; a file whose header cannot be read is left to fail on its own."""
+        names = set()
+        for path in paths:
+            try:
+                names.add(self.name_for(path))
+            except Exception:  # noqa: BLE001 - reported with the file when it is separated
+                pass
+        for name in sorted(names):
+            self.model(name)
+        return self.loaded
 
 
 ProgressFn = Callable[[int, int | None], None]  # (frames done, total frames or None)

@@ -11,9 +11,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from . import __version__
-from .api import CLIP_POLICIES, EngineOptions, FileResult, OutputOptions, collect_inputs, resolve_device, separate_file, track_name
-from .errors import DeepsepError
-from .weights import load_manifest, get_model
+from .api import (
+    CLIP_POLICIES, EngineOptions, FileResult, ModelCache, OutputOptions, check_atten_lim, collect_inputs, resolve_device,
+    separate_file, track_name,
+)
+from .errors import DeepsepError, UsageError
+from .weights import describe_rules, load_manifest
 from .modelinfo import model_rows
 from .reports import plot_outputs
 
@@ -21,10 +24,10 @@ err = Console(stderr=True)
 out = Console()
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit with status 1."""
+def fail(message: str, status: int = 1) -> None:
+    """Print a one-line error and exit with ``status`` (1; 2 for a usage error)."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+    sys.exit(status)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,11 +62,17 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--float32", is_flag=True, help="Same as --bits 32 (float wav).")
 @click.option("--clip", type=click.Choice(CLIP_POLICIES), default="rescale", show_default=True,
               help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (float only).")
+@click.option("--atten-lim", type=float, metavar="DB",
+              help="Voice/noise models: attenuate the noise in `voice` by at most DB dB (12: the noise stays "
+                   "at -12 dB; the rest is in `noise`, the stems still add up to the input) [default: no limit].")
 @click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, shifts, stems, two_stems,
-             fmt, bits, int24, float32, clip, plot, quiet) -> None:
-    """Separate audio files (or every file of --input DIR) into stems."""
+             fmt, bits, int24, float32, clip, atten_lim, plot, quiet) -> None:
+    """Separate audio files (or every file of --input DIR) into stems.
+
+    With a model alias that depends on the sample rate (see `deepsep models`), each file gets the
+    model for its rate."""
     if input_dir:
         folder = Path("input") if input_dir == "custom" else Path(input_dir)
         if not folder.is_dir():
@@ -76,14 +85,19 @@ def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, ba
         fail(f"no audio files in {', '.join(map(str, paths))}")
     bits = 24 if int24 else 32 if float32 else int(bits)
     try:
+        check_atten_lim(atten_lim)
         device = resolve_device(device)
         manifest = load_manifest()
-        model = get_model(model_name or manifest.default, device)
+        models = ModelCache(model_name or manifest.default, device, manifest)
+        for model in models.preload(files).values():  # every model the files need, each loaded once
+            check_atten_lim(atten_lim, model.sources)
+    except UsageError as e:
+        fail(str(e), status=2)
     except DeepsepError as e:
         fail(str(e))
-    output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip)
+    output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip, atten_lim)
     engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device, shifts)
-    results = _run_batch(model, files, out_dir, output, engine, quiet)
+    results = _run_batch(models, files, out_dir, output, engine, quiet)
     if plot:
         for r in results:
             if not r.error:
@@ -108,7 +122,7 @@ def _unique_tracks(files: list[Path]) -> list[str]:
     return names
 
 
-def _run_batch(model, files, out_dir, output, engine, quiet) -> list[FileResult]:
+def _run_batch(models: ModelCache, files, out_dir, output, engine, quiet) -> list[FileResult]:
     results: list[FileResult] = []
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -122,7 +136,9 @@ def _run_batch(model, files, out_dir, output, engine, quiet) -> list[FileResult]
                 progress.update(task, completed=done, total=total)
 
             try:
+                name, model = models.for_file(path)
                 result = separate_file(model, path, out_dir, output, engine, track=track, progress=report)
+                result.model = name
                 progress.update(task, completed=1, total=1)
             except DeepsepError as e:
                 result = FileResult(path, track, error=str(e))
@@ -138,16 +154,19 @@ def _run_batch(model, files, out_dir, output, engine, quiet) -> list[FileResult]
 
 def _print_summary(results: list[FileResult], out_dir: Path) -> None:
     table = Table(title=f"deepsep: {sum(not r.error for r in results)} of {len(results)} separated into {out_dir}/")
-    for col, justify in (("file", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"), ("outputs", "left")):
+    columns = (("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"),
+               ("outputs", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in results:
         if r.error:
-            table.add_row(str(r.path), "", "", "", "[red]failed[/]")
+            table.add_row(str(r.path), r.model, "", "", "", "[red]failed[/]")
             continue
         stems = ", ".join(r.outputs)
         if r.gain_db:
             stems += f"  (rescaled {r.gain_db:+.1f} dB to avoid clipping)"
-        table.add_row(str(r.path), f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}", f"{r.track}/: {stems}")
+        table.add_row(str(r.path), r.model, f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}",
+                      f"{r.track}/: {stems}")
     out.print(table)
 
 
@@ -174,6 +193,8 @@ def models(as_json: bool) -> None:
         audio = f"{r['sample_rate'] / 1000:g} kHz {'mono' if r['channels'] == 1 else 'stereo' if r['channels'] == 2 else r['channels']}"
         table.add_row(name, " ".join(r["sources"]), audio, size, r["origin"], r["status"], r["metrics"])
     out.print(table)
+    for alias, rules in manifest.rate_aliases.items():
+        out.print(f"{alias} -> {describe_rules(rules)}", highlight=False)
     if not manifest.entries:
         out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")
 

@@ -11,3 +11,7 @@ class AudioError(DeepsepError):
 
 class ModelError(DeepsepError):
     """A model that is unknown, missing, unverified or inconsistent."""
+
+
+class UsageError(DeepsepError):
+    """Options that cannot go together (or with the model): the CLI exits with status 2 before any work."""

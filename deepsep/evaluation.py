@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import statistics
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from .api import EngineOptions, separate_to_arrays
+from .api import EngineOptions, input_rate, separate_to_arrays
 from .dsp import istft, stft
 from .errors import DeepsepError
 from .metrics import sdr, si_sdr
@@ -32,13 +34,19 @@ BASELINES = ("mixture", "oracle-irm")
 
 @dataclass(frozen=True)
 class EvalItem:
-    """One test item: the mixture file to separate and a loader for its references."""
+    """One test item: the mixture file to separate and a loader for its references.
+
+    ``mixture`` None: the mixture is the sum of the references (a music track folder without a
+    mixture file), at ``rate`` (the rate that ``load_references`` returns); :func:`evaluate`
+    writes it to a temporary float WAV, separates that file and removes it.
+    """
 
     name: str
     task: str  # "speech" or "music"
     group: str  # aggregation group: "snr -5" for speech, "" for music
-    mixture: Path
+    mixture: Path | None
     load_references: Callable[[], tuple[dict[str, np.ndarray], int]]  # source -> (channels, time), rate
+    rate: int | None = None  # the summed mixture's sample rate (mixture None)
 
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
@@ -178,6 +186,26 @@ def group_order(group: str) -> tuple[float, str]:
         return 0.0, group
 
 
+def mixture_rate(item: EvalItem) -> int:
+    """The sample rate of the item's mixture as separated: its file's, or the summed references'."""
+    if item.mixture is None:
+        assert item.rate is not None, "an item without a mixture file needs its rate"
+        return item.rate
+    return input_rate(item.mixture)
+
+
+@contextmanager
+def mixture_file(item: EvalItem, mixture: np.ndarray, rate: int) -> Iterator[Path]:
+    """The item's mixture file, or ``mixture`` (channels, time) in a temporary WAV while in use."""
+    if item.mixture is not None:
+        yield item.mixture
+        return
+    with tempfile.TemporaryDirectory(prefix="deepsep-eval-") as tmp:
+        path = Path(tmp) / "mixture.wav"
+        sf.write(str(path), mixture.T, rate, subtype="FLOAT")
+        yield path
+
+
 def evaluate(
     model: SeparationModel,
     items: Iterable[EvalItem],
@@ -194,10 +222,11 @@ def evaluate(
             raise DeepsepError(
                 f"the model's sources ({', '.join(model.sources)}) do not match the test set's ({', '.join(references)})"
             )
-        stems, rate = separate_to_arrays(model, item.mixture, engine)
+        mixture = sum(references.values())
+        with mixture_file(item, mixture, ref_rate) as path:
+            stems, rate = separate_to_arrays(model, path, engine)
         if rate != ref_rate:
             raise DeepsepError(f"{item.mixture}: mixture at {rate} Hz but references at {ref_rate} Hz")
-        mixture = sum(references.values())
         n = min(stems.shape[-1], mixture.shape[-1])
         estimates = {s: stems[i][..., :n] for i, s in enumerate(model.sources)}
         references = {s: r[..., :n] for s, r in references.items()}

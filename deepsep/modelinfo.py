@@ -55,8 +55,8 @@ def model_rows(manifest: Manifest) -> list[dict[str, Any]]:
             "name": entry.name, "task": entry.task, "arch": entry.arch, "sources": list(entry.sources),
             "sample_rate": entry.sample_rate, "channels": entry.channels, "size": entry.size,
             "origin": origin, "status": status, "metrics": _metrics_text(entry.metrics),
-            "default": entry.name == manifest.aliases.get(manifest.default, manifest.default),
-            "aliases": sorted(a for a, n in manifest.aliases.items() if n == entry.name),
+            "default": entry.name in manifest.targets(manifest.default),
+            "aliases": sorted(a for a in [*manifest.aliases, *manifest.rate_aliases] if entry.name in manifest.targets(a)),
         })
     for name, (arch, config, _) in TEST_MODELS.items():
         rows.append({

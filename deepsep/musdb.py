@@ -4,12 +4,26 @@ Layouts read (each track -> stems ``drums, bass, other, vocals`` plus the mixtur
 
 - native MUSDB18: ``<root>/<track>.stem.mp4``, five stereo AAC streams in the order mixture,
   drums, bass, other, vocals (decoded once with ffmpeg);
-- MUSDB18-HQ: ``<root>/<track>/{mixture,drums,bass,other,vocals}.wav``;
+- track folders (MUSDB18-HQ, deepsep's ``../shared/data/music``): ``<root>/<track>/<stem>.<ext>``
+  (or ``<root>/<split>/<track>/...``), one file per stem in any format libsndfile reads (WAV,
+  FLAC, Ogg Vorbis/Opus, ...), ``mixture.<ext>`` optional;
 - DSD100: ``<root>/Mixtures/<split>/<track>/mixture.wav`` and
   ``<root>/Sources/<split>/<track>/{bass,drums,other,vocals}.wav``.
 
+Every stem is brought to the requested sample rate (soxr) and to stereo (mono duplicated), and a
+track's stems are cut to the shortest. Without a mixture file the mixture is the sum of the stems.
+
+**Unknown stems.** A track folder needs at least two of the four stems. A stem without a file
+is *unknown*, not silent (in ``../shared/data/music/eif`` four songs have no bass stem: their
+bass-register parts are inside ``other``): :attr:`TrackRef.known` is a boolean mask over
+:data:`SOURCES`, :attr:`MusicDataset.known` holds it per track, and the decoded array has zeros
+in an unknown stem's place (so the mixture is the sum of the known stems). Whatever uses the
+stems as targets must read the mask: a loss must leave unknown stems out, not train them
+towards silence. A ``.stem.mp4`` track knows all four.
+
 Decoded tracks are cached as float16 ``.npy`` arrays (stems, channels, time) with the mixture
-first, so training never decodes audio at a step. Augmentation helpers are pure functions on
+first, keyed by the files' paths, sizes and mtimes and the sample rate, so each file is decoded
+once and training never decodes audio at a step. Augmentation helpers are pure functions on
 numpy arrays of stems (sources, channels, time); the mixture is always the sum of the stems.
 """
 
@@ -26,21 +40,46 @@ from typing import Sequence
 
 import numpy as np
 
+from .audio import AUDIO_EXTENSIONS, resample
+
 SAMPLE_RATE = 44100
+#: where MUSDB18's training excerpts lie inside the shared data folder (``../shared/data``)
+SHARED_MUSDB7 = Path("music", "musdb7", "train")
 #: stream order of a .stem.mp4 file
 STEM_MP4_ORDER = ("mixture", "drums", "bass", "other", "vocals")
 #: source order of deepsep's music model
 SOURCES = ("vocals", "drums", "bass", "other")
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+#: a folder is a track when it holds at least this many of the SOURCES' stem files
+MIN_STEMS = 2
 
 
 @dataclass(frozen=True)
 class TrackRef:
-    """Where a track's audio lies: a .stem.mp4 file, or one file per stem (``mixture`` optional)."""
+    """Where a track's audio lies: a .stem.mp4 file, or one file per stem (``mixture`` optional).
+
+    ``files`` holds (name, path) pairs for the stems that the track has; a source of
+    :data:`SOURCES` with no file is unknown (see :attr:`known`).
+    """
 
     name: str
     stem_mp4: Path | None = None
     files: tuple[tuple[str, Path], ...] = ()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources (in :data:`SOURCES` order) that this track has audio for."""
+        have = {n for n, _ in self.files}
+        return SOURCES if self.stem_mp4 is not None else tuple(s for s in SOURCES if s in have)
+
+    @property
+    def known(self) -> np.ndarray:
+        """(len(SOURCES),) bool, in :data:`SOURCES` order: True where the stem is known."""
+        return np.array([s in self.sources for s in SOURCES])
+
+    @property
+    def location(self) -> Path:
+        """The .stem.mp4 file, or the folder that holds the stem files."""
+        return self.stem_mp4 if self.stem_mp4 is not None else dict(self.files)[self.sources[0]].parent
 
     def key(self) -> str:
         """A cache key that changes when the source files change (path, size, mtime)."""
@@ -53,11 +92,21 @@ class TrackRef:
 
 
 def _stem_file(folder: Path, stem: str) -> Path | None:
-    for ext in AUDIO_EXT:
+    for ext in sorted(AUDIO_EXTENSIONS):
         p = folder / f"{stem}{ext}"
         if p.is_file():
             return p
     return None
+
+
+def _folder_track(name: str, stem_dir: Path, mix_dir: Path) -> TrackRef | None:
+    """The track whose stem files lie in ``stem_dir`` (its mixture file, if any, in ``mix_dir``),
+    or None when fewer than :data:`MIN_STEMS` stems are there."""
+    files = [(s, p) for s in SOURCES if (p := _stem_file(stem_dir, s)) is not None]
+    if len(files) < MIN_STEMS:
+        return None
+    mix = _stem_file(mix_dir, "mixture")
+    return TrackRef(name, files=tuple(files + ([("mixture", mix)] if mix else [])))
 
 
 def find_tracks(root: str | Path) -> list[TrackRef]:
@@ -65,27 +114,18 @@ def find_tracks(root: str | Path) -> list[TrackRef]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"music data folder not found: {root}")
-    tracks: list[TrackRef] = []
+    tracks: list[TrackRef | None] = []
     for p in sorted(root.glob("*.stem.mp4")):
         tracks.append(TrackRef(p.name[: -len(".stem.mp4")], stem_mp4=p))
     # DSD100: Mixtures/<split>/<track>/mixture.wav + Sources/<split>/<track>/<stem>.wav
     for mixdir in sorted(root.glob("Mixtures/*/*")):
-        srcdir = root / "Sources" / mixdir.parent.name / mixdir.name
-        files = {s: _stem_file(srcdir, s) for s in SOURCES}
-        if all(files.values()):
-            mix = _stem_file(mixdir, "mixture")
-            items = [(s, files[s]) for s in SOURCES] + ([("mixture", mix)] if mix else [])
-            tracks.append(TrackRef(mixdir.name, files=tuple(items)))  # type: ignore[arg-type]
-    # MUSDB18-HQ: <track>/<stem>.wav (the root itself, or one split level such as train/)
+        tracks.append(_folder_track(mixdir.name, root / "Sources" / mixdir.parent.name / mixdir.name, mixdir))
+    # track folders: <track>/<stem>.<ext> (the root itself, or one split level such as train/)
     for d in sorted([root, *[p for p in root.iterdir() if p.is_dir()]]):
-        files = {s: _stem_file(d, s) for s in SOURCES}
-        if all(files.values()):
-            mix = _stem_file(d, "mixture")
-            items = [(s, files[s]) for s in SOURCES] + ([("mixture", mix)] if mix else [])
-            tracks.append(TrackRef(d.name, files=tuple(items)))  # type: ignore[arg-type]
+        tracks.append(_folder_track(d.name, d, d))
     seen: set[str] = set()
     out = []
-    for t in sorted(tracks, key=lambda t: t.name):
+    for t in sorted([t for t in tracks if t is not None], key=lambda t: t.name):
         if t.name not in seen:
             seen.add(t.name)
             out.append(t)
@@ -107,31 +147,29 @@ def decode_stem_mp4(path: str | Path, stream: int, sample_rate: int = SAMPLE_RAT
 
 
 def _read_file(path: Path, sample_rate: int) -> np.ndarray:
+    """A stem file (any format libsndfile reads) as float32 (2, time) at ``sample_rate``: resampled
+    with soxr, mono duplicated to stereo, channels after the first two dropped."""
     import soundfile as sf
 
     x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (time, channels)
     x = x.T
     if x.shape[0] == 1:
         x = np.repeat(x, 2, axis=0)
-    x = x[:2]
-    if sr != sample_rate:
-        import soxr
-
-        x = soxr.resample(x.T, sr, sample_rate).T.astype(np.float32)
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(resample(x[:2], sr, sample_rate), dtype=np.float32)
 
 
 def decode_track(track: TrackRef, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(5, 2, time) float32: mixture, then :data:`SOURCES` (vocals, drums, bass, other).
 
-    Streams are cut to the shortest one; a missing mixture is the sum of the stems.
+    Streams are cut to the shortest one; a missing mixture is the sum of the stems. An unknown
+    stem (``track.known`` false) is zeros here: read the mask, not the zeros.
     """
     if track.stem_mp4 is not None:
         streams = {name: decode_stem_mp4(track.stem_mp4, i, sample_rate) for i, name in enumerate(STEM_MP4_ORDER)}
     else:
         streams = {name: _read_file(p, sample_rate) for name, p in track.files}
     n = min(x.shape[-1] for x in streams.values())
-    stems = [streams[s][:, :n] for s in SOURCES]
+    stems = [streams[s][:, :n] if s in streams else np.zeros((2, n), np.float32) for s in SOURCES]
     mix = streams["mixture"][:, :n] if "mixture" in streams else np.sum(stems, axis=0)
     return np.stack([mix, *stems]).astype(np.float32)
 
@@ -168,7 +206,11 @@ def split_tracks(names: Sequence[str], n_valid: int = 10, seed: int = 42) -> tup
 
 
 class MusicDataset:
-    """Tracks in memory (float16, (5, 2, time) each: mixture then SOURCES), split by track."""
+    """Tracks in memory (float16, (5, 2, time) each: mixture then SOURCES), split by track.
+
+    ``known[name]`` is the track's (len(SOURCES),) boolean mask of known stems (all True for
+    MUSDB18); an unknown stem is zeros in :meth:`stems`.
+    """
 
     def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
@@ -189,9 +231,11 @@ class MusicDataset:
         by_name = {t.name: t for t in refs}
         self.train_names, self.valid_names = list(train), list(valid)
         self.tracks: dict[str, np.ndarray] = {}
+        self.known: dict[str, np.ndarray] = {}
         todo = [n for n in [*train, *valid] if n in by_name]
         for i, n in enumerate(todo):
             self.tracks[n] = cached_track(by_name[n], cache_dir, sample_rate)
+            self.known[n] = by_name[n].known
             if progress:
                 print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True)
         if progress:
@@ -199,8 +243,12 @@ class MusicDataset:
         self.sample_rate = sample_rate
 
     def stems(self, name: str) -> np.ndarray:
-        """(sources=4, 2, time) float16 stems of a track."""
+        """(sources=4, 2, time) float16 stems of a track (zeros where a stem is unknown)."""
         return self.tracks[name][1:]
+
+    def unknown_stems(self) -> dict[str, list[str]]:
+        """The tracks that miss some stems: name -> the unknown sources."""
+        return {n: [s for s, k in zip(SOURCES, m) if not k] for n, m in self.known.items() if not m.all()}
 
     def mixture(self, name: str) -> np.ndarray:
         return self.tracks[name][0]

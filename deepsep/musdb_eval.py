@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from .evaluation import EvalItem
-from .musdb import SOURCES, TrackRef, decode_track, find_tracks
+from .musdb import SAMPLE_RATE, SOURCES, TrackRef, decode_track, find_tracks
 
 
-def _mixture_file(track: TrackRef) -> Path:
+def _mixture_file(track: TrackRef) -> Path | None:
     """The file that `deepsep separate` would be given: the .stem.mp4 (its first stream is the
-    mixture), the track's mixture file, or the sum of its stems written to a temporary wav."""
+    mixture) or the track's mixture file; None for a folder of stems only, whose mixture is the
+    sum of its stems (:func:`deepsep.evaluation.evaluate` writes it to a temporary file)."""
     if track.stem_mp4 is not None:
         return track.stem_mp4
-    files = dict(track.files)
-    if "mixture" in files:
-        return files["mixture"]
-    stems = decode_track(track)
-    path = Path(tempfile.mkdtemp(prefix="deepsep-eval-")) / f"{track.name}.wav"
-    sf.write(str(path), stems[0].T, 44100, subtype="FLOAT")
-    return path
+    return dict(track.files).get("mixture")
 
 
 def music_items(root: Path) -> list[EvalItem]:
+    """One item per track; its references are the known stems (an unknown stem is not scored)."""
     def loader(track: TrackRef):
         def load() -> tuple[dict[str, np.ndarray], int]:
-            stems = decode_track(track)
-            return {s: stems[1 + i] for i, s in enumerate(SOURCES)}, 44100
+            stems = decode_track(track, SAMPLE_RATE)
+            return {s: stems[1 + i] for i, s in enumerate(SOURCES) if track.known[i]}, SAMPLE_RATE
         return load
 
-    return [EvalItem(t.name, "music", "", _mixture_file(t), loader(t)) for t in find_tracks(root)]
+    return [EvalItem(t.name, "music", "", _mixture_file(t), loader(t), SAMPLE_RATE) for t in find_tracks(root)]

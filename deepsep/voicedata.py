@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
 
-AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".aiff", ".aif", ".mp3")
+from .audio import AUDIO_EXTENSIONS
+from .augment import band_limit, random_eq, reverberate
+
 MIX_RE = re.compile(r"^mix_snr_(-?\d+)\.wav$")
 #: RMS level (dBFS) the clean speech is brought to before mixing in build_mixtures
 SPEECH_LEVEL_DB = -25.0
@@ -230,6 +232,8 @@ def build_mixtures(
     seed: int = 0,
     snr_range: bool = False,
     subtype: str = "FLOAT",
+    rirs: Sequence[np.ndarray] = (),
+    p_reverb: float = 0.0,
 ) -> list[LayoutItem]:
     """Write ``count`` mixtures in the dataset layout into ``out_dir`` and return its items.
 
@@ -240,7 +244,9 @@ def build_mixtures(
     random, silent ones skipped, short ones looped to the clip length. Loudness: the speech
     excerpt is set to -25 dBFS RMS, the noise is scaled to give exactly the SNR, then voice and
     noise are scaled together so that the mixture peaks at most at 0.95 (no clipping, SNR kept).
-    The same arguments and seed give the same files.
+    With ``rirs``, an item's speech is reverberated with a random one of them with probability
+    ``p_reverb`` (the reverberant speech is its ``voice.wav``). The same arguments and seed give
+    the same files.
     """
     rng = np.random.default_rng(seed)
     speech_files = list_audio(speech_dir)
@@ -271,7 +277,13 @@ def build_mixtures(
             snr = snr_list[i % len(snr_list)]
             sp = speech_files[(i // len(snr_list)) % len(speech_files)]
         speech = get(sp)
-        voice = loop_to(speech, length, _active_start(rng, speech, length))
+        start = _active_start(rng, speech, length)
+        if rirs and rng.random() < p_reverb:
+            rir = rirs[int(rng.integers(0, len(rirs)))]
+            pre = min(start, len(rir))
+            voice = reverberate(loop_to(speech, length + pre, start - pre), rir)[pre:]
+        else:
+            voice = loop_to(speech, length, start)
         if rms_db(voice) < SILENCE_DB:
             raise ValueError(f"{sp} is silent")
         voice = (voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)).astype(np.float32)
@@ -298,6 +310,24 @@ def build_mixtures(
 # on-the-fly mixing
 # ---------------------------------------------------------------------------------------------
 
+@dataclass
+class Augmentation:
+    """What :class:`OnTheFlyMixer` does to each example beyond mixing (all off by default).
+
+    ``rirs``: room impulse responses, one convolved with the speech with probability
+    ``p_reverb`` (the reverberant speech is the voice target); ``p_eq``: a random EQ on the
+    voice and, independently, on the noise; ``p_band_limit``: voice and noise both limited to
+    the band of a recording at one of ``band_limit_rates`` (Hz). ``sample_rate``: the data's.
+    """
+
+    sample_rate: int = 8000
+    rirs: list[np.ndarray] = field(default_factory=list)
+    p_reverb: float = 0.0
+    p_eq: float = 0.0
+    p_band_limit: float = 0.0
+    band_limit_rates: tuple[int, ...] = (8000,)
+
+
 class OnTheFlyMixer(torch.utils.data.IterableDataset):
     """Endless random mixtures from in-memory speech and noise corpora.
 
@@ -305,24 +335,26 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
     non-silent offset), a random noise excerpt (looped when shorter, silent ones redrawn, a
     random gain-varied concatenation of two clips with probability ``p_two_noises``), an SNR drawn
     uniformly from ``snr_range`` dB, then a random overall gain (``gain_db`` range, relative to
-    -25 dBFS speech) and peak limiting of the pair. Yields (mix, voice, noise), each a float32
-    tensor (channels=1, time=segment), mix = voice + noise exactly.
+    -25 dBFS speech) and peak limiting of the pair; ``augment`` adds reverberation, EQ and band
+    limiting (:class:`Augmentation`). Yields (mix, voice, noise), each a float32 tensor
+    (channels=1, time=segment), mix = voice + noise exactly.
     """
 
     def __init__(self, speech: list[np.ndarray], noise: list[np.ndarray], segment: int,
                  snr_range: tuple[float, float] = (-5.0, 10.0), gain_db: tuple[float, float] = (-15.0, 10.0),
-                 seed: int = 0, p_two_noises: float = 0.3):
+                 seed: int = 0, p_two_noises: float = 0.3, augment: Augmentation | None = None):
         self.speech, self.noise = speech, noise
         self.segment = segment
         self.snr_range, self.gain_db = snr_range, gain_db
         self.p_two_noises = p_two_noises
+        self.augment = augment or Augmentation()
         self.rng = np.random.default_rng(seed)
         lens = np.array([len(s) for s in speech], dtype=np.float64)
         self.speech_p = lens / lens.sum()
 
     @classmethod
     def from_folders(cls, speech_dir: str | Path, noise_dir: str | Path, sample_rate: int, segment: int,
-                     **kw) -> "OnTheFlyMixer":
+                     **kw: Any) -> "OnTheFlyMixer":
         return cls(load_corpus(speech_dir, sample_rate, 0.5), load_corpus(noise_dir, sample_rate), segment, **kw)
 
     def state(self) -> dict:
@@ -341,15 +373,36 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
                 return x
         return x  # pragma: no cover - only with an almost silent noise corpus
 
-    def example(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rng, n = self.rng, self.segment
+    def _voice(self, n: int) -> np.ndarray:
+        """A speech excerpt of ``n`` samples, reverberated with probability ``p_reverb`` (the
+        excerpt is convolved with the speech before it, so the reverberation has its tail)."""
+        rng, aug = self.rng, self.augment
         sp = self.speech[int(rng.choice(len(self.speech), p=self.speech_p))]
-        voice = loop_to(sp, n, _active_start(rng, sp, n))
-        voice = voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)
+        start = _active_start(rng, sp, n)
+        if aug.rirs and rng.random() < aug.p_reverb:
+            rir = aug.rirs[int(rng.integers(0, len(aug.rirs)))]
+            pre = min(start, len(rir))
+            return reverberate(loop_to(sp, n + pre, start - pre), rir)[pre:]
+        return loop_to(sp, n, start)
+
+    def example(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng, n, aug = self.rng, self.segment, self.augment
+        voice = self._voice(n)
         noise = self._noise(n)
         if rng.random() < self.p_two_noises:
             other = self._noise(n) * 10.0 ** (rng.uniform(-10, 0) / 20.0)
             noise = noise + other * math.sqrt(np.mean(noise ** 2) / (np.mean(other ** 2) + 1e-12))
+        if aug.p_eq:
+            if rng.random() < aug.p_eq:
+                voice = random_eq(voice, rng, aug.sample_rate)
+            if rng.random() < aug.p_eq:
+                noise = random_eq(noise, rng, aug.sample_rate)
+        if aug.p_band_limit and rng.random() < aug.p_band_limit:
+            rate = int(aug.band_limit_rates[int(rng.integers(0, len(aug.band_limit_rates)))])
+            voice, noise = band_limit(voice, aug.sample_rate, rate), band_limit(noise, aug.sample_rate, rate)
+        if rms_db(voice) < SILENCE_DB:  # pragma: no cover - a silent excerpt of a non-silent file
+            voice = loop_to(self.speech[0], n)
+        voice = voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)
         snr = rng.uniform(*self.snr_range)
         voice, noise = mix_at_snr(voice.astype(np.float32), noise.astype(np.float32), snr)
         g = 10.0 ** (rng.uniform(*self.gain_db) / 20.0)

@@ -5,6 +5,9 @@ A model name resolves, in this order, to
 2. a test model (random weights, fixed seed; for tests and for trying the pipeline),
 3. a manifest entry (or alias): its file bundled in the package, else its Hugging Face Hub
    file through ``huggingface_hub`` (its cache and offline mode, ``HF_HUB_OFFLINE=1``).
+An alias is a model name, or a list of rules that picks a model by the input's sample rate,
+e.g. ``[{"max_rate": 8000, "model": "voice-convtasnet"}, {"model": "voice16-unet"}]``: the first
+rule whose ``max_rate`` is absent or at least the rate wins (see :meth:`Manifest.alias_for_rate`).
 Every manifest file is checked against its sha256 before it is loaded.
 """
 
@@ -59,25 +62,80 @@ class ManifestEntry:
     hub: dict[str, str] | None = None  # {"repo_id": ..., "filename": ..., "revision": ...}
     training_command: str = ""
     description: str = ""
+    #: training stages in order, each {"command", "minutes", "steps", "init"}; the last trained this file
+    stages: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ManifestEntry":
         known = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in known}
         kw["sources"] = tuple(kw.get("sources", ()))
+        kw["stages"] = tuple(kw.get("stages", ()))
         return cls(**kw)
+
+
+@dataclass(frozen=True)
+class AliasRule:
+    """One rule of a rate-dependent alias: ``model`` serves inputs up to ``max_rate`` Hz (None: any)."""
+
+    model: str
+    max_rate: int | None = None
+
+    def matches(self, rate: int | None) -> bool:
+        """Whether the rule takes an input at ``rate`` (None, rate unknown: only a rule without a limit)."""
+        return self.max_rate is None or (rate is not None and rate <= self.max_rate)
+
+
+def _alias_rules(alias: str, value: Any) -> tuple[AliasRule, ...]:
+    """A manifest's rule list, checked: dicts with a model name and an optional positive max_rate,
+    the last one without max_rate, so that every rate finds a model."""
+
+    def valid(rule: Any) -> bool:
+        limit = rule.get("max_rate") if isinstance(rule, dict) else None
+        return isinstance(rule, dict) and isinstance(rule.get("model"), str) and (
+            limit is None or (type(limit) is int and limit > 0))
+
+    if not (isinstance(value, list) and value and all(map(valid, value))):
+        raise ModelError(f"weights manifest: alias {alias!r} must be a model name or a list of "
+                         f'{{"max_rate": HZ, "model": NAME}} rules, not {json.dumps(value)}')
+    rules = tuple(AliasRule(rule["model"], rule.get("max_rate")) for rule in value)
+    if rules[-1].max_rate is not None:
+        raise ModelError(f"weights manifest: the last rule of alias {alias!r} must have no max_rate")
+    return rules
+
+
+def describe_rules(rules: tuple[AliasRule, ...]) -> str:
+    """'voice-convtasnet (<= 8000 Hz), voice16-unet (above)'."""
+    return ", ".join(f"{r.model} ({'above' if r.max_rate is None else f'<= {r.max_rate} Hz'})" for r in rules)
 
 
 @dataclass(frozen=True)
 class Manifest:
     entries: dict[str, ManifestEntry]
-    aliases: dict[str, str]
+    aliases: dict[str, str]  # plain aliases: name -> model name
     default: str
     path: Path | None
+    rate_aliases: dict[str, tuple[AliasRule, ...]] = field(default_factory=dict)  # picked by sample rate
 
-    def lookup(self, name: str) -> ManifestEntry | None:
-        name = self.aliases.get(name, name)
-        return self.entries.get(name)
+    def alias_for_rate(self, name: str, rate: int | None = None) -> str:
+        """The model name that ``name`` stands for at an input sample rate; other names as they are.
+
+        A rate-dependent alias takes the first rule that accepts ``rate``; without a rate (a model
+        loaded for no particular input) it takes the rule without a limit.
+        """
+        rules = self.rate_aliases.get(name)
+        if rules is not None:
+            return next(r.model for r in rules if r.matches(rate))
+        return self.aliases.get(name, name)
+
+    def targets(self, name: str) -> tuple[str, ...]:
+        """Every model name that ``name`` can stand for (one, unless it is a rate-dependent alias)."""
+        if name in self.rate_aliases:
+            return tuple(dict.fromkeys(r.model for r in self.rate_aliases[name]))
+        return (self.aliases.get(name, name),)
+
+    def lookup(self, name: str, rate: int | None = None) -> ManifestEntry | None:
+        return self.entries.get(self.alias_for_rate(name, rate))
 
     def bundled_path(self, entry: ManifestEntry) -> Path:
         """Where the entry's file lies when it ships with the package (or beside a custom manifest)."""
@@ -104,7 +162,10 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     except json.JSONDecodeError as e:
         raise ModelError(f"weights manifest {path} is not valid JSON: {e}") from None
     entries = {d["name"]: ManifestEntry.from_dict(d) for d in raw.get("models", [])}
-    return Manifest(entries, dict(raw.get("aliases", {})), raw.get("default", ""), path)
+    aliases = dict(raw.get("aliases", {}))
+    plain = {a: v for a, v in aliases.items() if isinstance(v, str)}
+    rules = {a: _alias_rules(a, v) for a, v in aliases.items() if not isinstance(v, str)}
+    return Manifest(entries, plain, raw.get("default", ""), path, rules)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -155,9 +216,22 @@ class Resolved:
     entry: ManifestEntry | None
 
 
-def resolve(name: str, manifest: Manifest | None = None, download: bool = True) -> Resolved:
-    """Find the weights of ``name`` (a path, a test model, a manifest name or alias), verified."""
-    if name.endswith(".safetensors") or os.sep in name:
+def _is_path(name: str) -> bool:
+    return name.endswith(".safetensors") or os.sep in name
+
+
+def alias_for_rate(name: str, rate: int | None, manifest: Manifest | None = None) -> str:
+    """The concrete model name for an input at ``rate`` Hz: a rate-dependent alias picks by its
+    rules; any other name (a file, a test model, a model, a plain alias) resolves as always."""
+    if _is_path(name) or name in TEST_MODELS:
+        return name
+    return (manifest or load_manifest()).alias_for_rate(name, rate)
+
+
+def resolve(name: str, manifest: Manifest | None = None, download: bool = True, rate: int | None = None) -> Resolved:
+    """Find the weights of ``name`` (a path, a test model, a manifest name or alias), verified;
+    ``rate``, the input's sample rate, decides a rate-dependent alias (see :func:`alias_for_rate`)."""
+    if _is_path(name):
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
@@ -165,9 +239,9 @@ def resolve(name: str, manifest: Manifest | None = None, download: bool = True) 
     if name in TEST_MODELS:
         return Resolved(name, "test", None, None)
     manifest = manifest or load_manifest()
-    entry = manifest.lookup(name)
+    entry = manifest.lookup(name, rate)
     if entry is None:
-        known = sorted([*manifest.entries, *manifest.aliases, *TEST_MODELS])
+        known = sorted([*manifest.entries, *manifest.aliases, *manifest.rate_aliases, *TEST_MODELS])
         raise ModelError(f"unknown model {name!r} (available: {', '.join(known) or 'none'}; see `deepsep models`)")
     bundled = manifest.bundled_path(entry)
     if bundled.is_file():
@@ -185,9 +259,11 @@ def resolve(name: str, manifest: Manifest | None = None, download: bool = True) 
     return Resolved(entry.name, "hub", path, entry)
 
 
-def get_model(name: str, device: str | torch.device = "cpu", manifest: Manifest | None = None) -> SeparationModel:
+def get_model(
+    name: str, device: str | torch.device = "cpu", manifest: Manifest | None = None, rate: int | None = None,
+) -> SeparationModel:
     """A ready model (eval mode, on ``device``) from a name or path; see :func:`resolve`."""
-    res = resolve(name, manifest)
+    res = resolve(name, manifest, rate=rate)
     if res.origin == "test":
         arch, config, seed = TEST_MODELS[name]
         with torch.random.fork_rng(devices=[]):

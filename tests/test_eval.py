@@ -125,6 +125,46 @@ def test_eval_music_layout(tmp_path):
     assert report["dataset"]["task"] == "music" and (tmp_path / "r" / "sdr_distribution.png").is_file()
 
 
+def test_prepare_and_eval_music_track_folders(tmp_path, monkeypatch):
+    """`data prepare --only music` links the held-out track folders (Opus stems, no mixture file,
+    some without bass); eval separates the sum of the stems from a temporary file it removes,
+    and scores only the known stems."""
+    from deepsep.musdb import SHARED_MUSDB7, split_tracks
+
+    shared = tmp_path / "shared"
+    rng = np.random.default_rng(2)
+    names = [f"Artist - Song {i:02d}" for i in range(12)]
+    for i, name in enumerate(names):
+        folder = shared / SHARED_MUSDB7 / name
+        folder.mkdir(parents=True)
+        for s in ("vocals", "drums", "other") + (() if i % 2 else ("bass",)):
+            x = (0.1 * rng.standard_normal((12000, 2))).astype(np.float32)
+            sf.write(str(folder / f"{s}.opus"), x, 48000, format="OGG", subtype="OPUS")
+    res = CliRunner().invoke(main, ["data", "prepare", "--only", "music", "--shared", str(shared),
+                                    "--data-root", str(tmp_path / "data")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    test_set = tmp_path / "data" / "music-test"
+    held_out = split_tracks(names)[1]
+    assert sorted(p.name for p in test_set.iterdir()) == held_out
+    assert all((test_set / n).is_dir() and (test_set / n).is_symlink() for n in held_out)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(test_set), "-m", "tiny-test-music", "--limit", "4",
+                                    "--baselines", "-o", str(tmp_path / "r"), "--plot-items", "0"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert not list(scratch.iterdir())  # the temporary mixtures are gone
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    scored = {(r["item"], r["source"]) for r in report["items"] if r["method"] == "model"}
+    for item in held_out[:4]:
+        has_bass = names.index(item) % 2 == 0
+        expected = {"vocals", "drums", "other"} | ({"bass"} if has_bass else set())
+        assert {s for i, s in scored if i == item} == expected
+    mixture_rows = [r for r in report["items"] if r["method"] == "mixture"]
+    assert all(r["si_sdri"] == pytest.approx(0, abs=1e-9) for r in mixture_rows)
+
+
 def test_eval_errors(tmp_path):
     make_speech_set(tmp_path / "set", items=1)
     res = CliRunner().invoke(main, ["eval", "--dataset", str(tmp_path / "set"), "-m", "tiny-test-music", "-o", str(tmp_path / "r")])

@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 
 from deepsep import musdb
+from deepsep.audio import resample
 from deepsep.checkpoint import load_model
 from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
@@ -94,6 +95,51 @@ def test_folder_layouts(tmp_path):
     assert [t.name for t in refs] == ["051 - Song"]
     data = musdb.decode_track(refs[0])
     np.testing.assert_allclose(data[3], src["bass"].T, atol=1e-6)
+
+
+def test_stem_folders_opus_mono_and_an_unknown_stem(tmp_path):
+    """Opus and WAV stems at 48 kHz, one mono, lengths off by a few ms, no bass: found, read at
+    44.1 kHz in stereo, cut to the shortest, bass marked unknown (zeros), mixture = sum of the rest."""
+    root, rate = tmp_path / "music", 48000
+    song = root / "Song"
+    song.mkdir(parents=True)
+    tones = {"vocals": 600.0, "drums": 300.0, "other": 500.0}
+    lengths = {"vocals": rate, "drums": rate + 100, "other": rate + 200}
+    for s in ("vocals", "other"):
+        sf.write(song / f"{s}.opus", _tone(tones[s], lengths[s], rate).T, rate, format="OGG", subtype="OPUS")
+    drums = _tone(tones["drums"], lengths["drums"], rate)[0]  # mono
+    sf.write(song / "drums.wav", drums, rate, subtype="FLOAT")
+    (root / "Solo").mkdir()
+    sf.write(root / "Solo" / "vocals.wav", drums, rate)  # one stem is not a track
+    _write_stems(root / "Full", n=SR // 2, with_mix=False)
+    refs = {t.name: t for t in musdb.find_tracks(root)}
+    assert sorted(refs) == ["Full", "Song"]
+    ref = refs["Song"]
+    assert ref.sources == ("vocals", "drums", "other") and ref.location == song
+    np.testing.assert_array_equal(ref.known, [True, True, False, True])
+    assert refs["Full"].known.all()
+    data = musdb.decode_track(ref)
+    assert data.shape[:2] == (5, 2) and abs(data.shape[-1] - SR) <= 2  # 1 s (the shortest) at 44.1 kHz
+    for k, s in enumerate(musdb.SOURCES):
+        if s in tones:
+            assert abs(_peak(data[1 + k]) - tones[s]) < 3, s  # resampled: the tone keeps its pitch
+    vocals, drums_out, bass = data[1], data[2], data[3]
+    assert np.abs(vocals).max() > 0.1 and not np.array_equal(vocals[0], vocals[1])  # stereo Opus kept
+    np.testing.assert_array_equal(drums_out[0], drums_out[1])  # mono duplicated
+    np.testing.assert_allclose(drums_out[0], resample(drums[None], rate, SR)[0, :data.shape[-1]], atol=1e-6)
+    assert not bass.any()
+    np.testing.assert_allclose(data[0], data[1:].sum(0), atol=1e-6)
+
+    cache = tmp_path / "cache"
+    ds = musdb.MusicDataset(root, n_valid=1, cache_dir=cache)
+    assert ds.unknown_stems() == {"Song": ["bass"]} and ds.known["Full"].all()
+    np.testing.assert_array_equal(ds.known["Song"], ref.known)
+    np.testing.assert_allclose(ds.stems("Song").astype(np.float32), data[1:], atol=1e-3)
+    musdb.cached_track(ref, cache, 22050)  # the rate is part of the cache key
+    assert len(list(cache.glob("Song.*.npy"))) == 2
+    with pytest.raises(ValueError, match=r"Song \(no bass\)"):
+        load_data(MusicTrainOptions(config=TINY, data=str(root), cache=str(cache), n_valid=1,
+                                    out=str(tmp_path / "run")))
 
 
 def test_validation_split_by_track_is_deterministic(tmp_path):

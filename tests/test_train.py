@@ -178,3 +178,41 @@ def test_train_command(dirs, tmp_path):
                                            "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
     assert load_manifest(tmp_path / "m.json").entries["t"].arch == "convtasnet"
+
+
+def test_wideband_training_with_augmentation(dirs, tmp_path, monkeypatch):
+    """A 16 kHz run on 8 kHz files (resampled), with reverberation, EQ and band limiting."""
+    monkeypatch.setenv("DEEPSEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("deepsep.train.validation.VALID_RIRS", 2)
+    opts = _opts(dirs, tmp_path, config={**TINY["unet"], "sample_rate": 16000}, steps=4, valid_every=4,
+                 p_reverb=0.5, p_eq=0.5, p_band_limit=0.5, rir_count=2, valid_p_reverb=0.5)
+    summary = train(opts, progress=False)
+    assert summary["step"] == 4 and np.isfinite(summary["best_si_sdr"])
+    params = json.loads((tmp_path / "valid" / "params.json").read_text())
+    assert params["sample_rate"] == 16000 and params["p_reverb"] == 0.5
+    assert sf.info(str(next((tmp_path / "valid").glob("0000/voice.wav")))).samplerate == 16000
+
+
+def test_init_continues_from_given_weights_and_export_records_stages(dirs, tmp_path, monkeypatch):
+    from deepsep.train.loop import init_weights
+
+    train(_opts(dirs, tmp_path, steps=3, ckpt_every=3, valid_every=3))
+    manifest = tmp_path / "w" / "m.json"
+    manifest.parent.mkdir()
+    export_model(tmp_path / "run" / "best.pt", "voice-x", tmp_path / "w", manifest, training_command="stage one")
+    monkeypatch.setenv("DEEPSEP_MANIFEST", str(manifest))
+    first = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    for source in (str(tmp_path / "run" / "best.pt"), "voice-x", str(tmp_path / "w" / "voice-x.safetensors")):
+        model = make_model(_opts(dirs, tmp_path))
+        init_weights(model, source)
+        for k, v in first.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[k], v)
+    with pytest.raises(ValueError, match="another config"):
+        init_weights(make_model(_opts(dirs, tmp_path, config={**TINY["unet"], "channels": [4, 4]})), "voice-x")
+    second = _opts(dirs, tmp_path, steps=2, ckpt_every=2, valid_every=2, init="voice-x", out=str(tmp_path / "run2"))
+    train(second, progress=False)
+    entry = export_model(tmp_path / "run2" / "best.pt", "voice-y", tmp_path / "w", manifest,
+                         training_command="stage two")
+    assert [s["command"] for s in entry["stages"]] == ["stage one", "stage two"]
+    assert entry["stages"][1]["init"] == "voice-x" and entry["stages"][1]["steps"] == 2
+    assert load_manifest(manifest).entries["voice-y"].stages[0]["command"] == "stage one"

@@ -125,3 +125,5 @@ def test_shipped_manifest_is_consistent():
         assert model.sources == entry.sources and model.sample_rate == entry.sample_rate
     for alias, target in manifest.aliases.items():
         assert target in manifest.entries, alias
+    for alias, rules in manifest.rate_aliases.items():  # rate-dependent aliases: every rule's model
+        assert all(rule.model in manifest.entries for rule in rules), alias

@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import __version__
 from ..api import EngineOptions, resolve_device
 from ..errors import DeepsepError
-from ..evaluation import EvalResult, detect_items, evaluate, resolve_dataset
+from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..weights import get_model, load_manifest, resolve, sha256_file
 
@@ -22,8 +22,9 @@ err = Console(stderr=True)
 out = Console()
 
 
-def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str):
-    """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors)."""
+def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str, rate: int | None = None):
+    """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors);
+    ``rate``, the test set's sample rate, decides a rate-dependent alias such as ``voice``."""
     if checkpoint:
         path = Path(checkpoint)
         if not path.is_file():
@@ -37,8 +38,8 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
         return model, {"name": path.name, "origin": "checkpoint", "sha256": sha256_file(path), "path": str(path)}
     manifest = load_manifest()
     name = model_name or ("voice" if task == "speech" else manifest.default)
-    res = resolve(name, manifest)
-    model = get_model(name, device, manifest)
+    res = resolve(name, manifest, rate=rate)
+    model = get_model(res.name, device, manifest)
     sha = res.entry.sha256 if res.entry else (sha256_file(res.path) if res.path else "random weights")
     return model, {"name": res.name, "origin": res.origin, "sha256": sha, "path": str(res.path or "")}
 
@@ -67,7 +68,8 @@ def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_
         root = resolve_dataset(dataset, data_root)
         items = detect_items(root)[:limit]
         device = resolve_device(device)
-        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, device)
+        rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
+        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, device, rate)
     except DeepsepError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)

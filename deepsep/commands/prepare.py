@@ -19,23 +19,39 @@ def prepare_speech(shared: Path, out: Path) -> Path:
     return build_validation_set(shared / "speech" / "valid", shared / "noise" / "valid", out)
 
 
-def prepare_music(shared: Path, out: Path) -> Path:
-    """``out`` = links to the music tracks that training holds out (the same seeded split)."""
-    from ..musdb import find_tracks, split_tracks
+#: seed of the wide-band test set: its excerpts, noise pairings and rooms differ from those of the
+#: set the 16 kHz training validates on (seed 1234, runs/voice16-valid), which picks checkpoints
+WIDEBAND_TEST_SEED = 4321
 
-    tracks = {t.name: t for t in find_tracks(shared / "musdb7" / "train")}
+
+def prepare_speech16(shared: Path, out: Path) -> Path:
+    """``out`` = wide-band mixtures at 16 kHz: every ``wideband/speech/valid`` file at -5, 0, 5, 10 dB
+    in ``wideband/noise/valid`` noise, 4 s, a quarter of them reverberant (simulated rooms that
+    training never sees), seed 4321."""
+    from ..train.validation import build_validation_set
+
+    wide = shared / "wideband"
+    return build_validation_set(wide / "speech" / "valid", wide / "noise" / "valid", out, sample_rate=16000,
+                                p_reverb=0.25, seed=WIDEBAND_TEST_SEED)
+
+
+def prepare_music(shared: Path, out: Path) -> Path:
+    """``out`` = links to the music tracks that training holds out (the same seeded split): to
+    their track folders (or ``.stem.mp4`` files where MUSDB18's native layout is used)."""
+    from ..musdb import SHARED_MUSDB7, find_tracks, split_tracks
+
+    tracks = {t.name: t for t in find_tracks(shared / SHARED_MUSDB7)}
     _, valid = split_tracks(list(tracks))
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in valid:
-        src = tracks[name].stem_mp4
-        assert src is not None
-        dst = tmp / src.name
+        src = tracks[name].location
+        dst = tmp / (src.name if tracks[name].stem_mp4 is not None else name)
         try:
-            os.symlink(src.resolve(), dst)
+            os.symlink(src.resolve(), dst, target_is_directory=src.is_dir())
         except OSError:
-            shutil.copy2(src, dst)
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -43,17 +59,21 @@ def prepare_music(shared: Path, out: Path) -> Path:
 
 @click.command("prepare")
 @click.option("--shared", type=click.Path(path_type=Path), default=DEFAULT_SHARED, show_default=True,
-              help="The training data folder (speech/, noise/, musdb7/).")
+              help="The training data folder (speech/, noise/, music/musdb7/).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
               envvar="DEEPSEP_DATA", help="Where the named test sets are written.")
-@click.option("--only", type=click.Choice(["speech", "music"]), help="Build only one of the two.")
+@click.option("--only", type=click.Choice(["speech", "speech16", "music"]), help="Build only one of them.")
 def prepare(shared: Path, data_root: Path, only: str | None) -> None:
-    """Build `test` (speech, from the valid folders) and `music-test` (held-out MUSDB tracks)."""
+    """Build `test` (8 kHz speech, from the valid folders), `test16` (16 kHz speech, from
+    wideband/ valid, some reverberant) and `music-test` (held-out MUSDB tracks)."""
     if not shared.is_dir():
         raise click.ClickException(f"data folder not found: {shared} (give --shared)")
     if only in (None, "speech"):
         path = prepare_speech(shared, data_root / "test")
         click.echo(f"test (speech, {sum(1 for _ in path.glob('[0-9]*'))} mixtures): {path}")
+    if only in (None, "speech16"):
+        path = prepare_speech16(shared, data_root / "test16")
+        click.echo(f"test16 (wide-band speech, {sum(1 for _ in path.glob('[0-9]*'))} mixtures): {path}")
     if only in (None, "music"):
         path = prepare_music(shared, data_root / "music-test")
         click.echo(f"music-test ({sum(1 for _ in path.iterdir())} tracks): {path}")

@@ -15,26 +15,56 @@ import click
 from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
 from ..train.loop import DATA, TrainOptions, train as run_training
 
-#: per-model defaults: the settings of the shipped weights, which were trained with exactly
-#: these (``deepsep train unet|convtasnet --threads 2 --export voice-unet|voice-convtasnet``).
-DEFAULTS = {
-    "unet": dict(steps=6000, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250, ckpt_every=100),
-    "convtasnet": dict(steps=12000, max_minutes=115.0, batch_size=8, lr=2e-3, segment=2.0, noise_weight=0.5, ema=0.999,
-                       valid_every=500, ckpt_every=100),
+WIDE = DATA / "wideband"
+#: the 16 kHz data and augmentation of the wide-band recipes
+_WIDEBAND = dict(speech_dir=str(WIDE / "speech" / "train"), noise_dir=str(WIDE / "noise" / "train"),
+                 valid_speech_dir=str(WIDE / "speech" / "valid"), valid_noise_dir=str(WIDE / "noise" / "valid"),
+                 valid_dir="runs/voice16-valid", valid_p_reverb=0.25, p_reverb=0.3, p_eq=0.3, p_band_limit=0.1)
+TRAINED_ON_16K = (
+    "wide-band speech (../shared/data/wideband/speech/train: LibriSpeech, speechocean762, Picovoice commands, "
+    "Arabic Speech Commands; 16 kHz, 4.3 h) mixed on the fly with wideband/noise/train (cafe, street, transport, "
+    "household, nature...; 2.1 h, resampled to 16 kHz) at SNR -5..10 dB; 30 % of the speech reverberated in "
+    "simulated rooms (RT60 0.15-0.9 s), 30 % random EQ, 10 % band-limited to 4 kHz"
+)
+LICENSE_16K = ("inherits its training data's terms: CC BY 4.0 (LibriSpeech, Arabic Speech Commands, ESC-10), "
+               "Apache-2.0 (Picovoice, speechocean762), CC0 / Pixabay (moodist, Blanket); code MIT")
+
+#: the recipes: registry architecture, config overrides and options of each shipped model, which
+#: was trained with exactly these (``deepsep train RECIPE --threads N --export NAME``).
+RECIPES: dict[str, dict] = {
+    "unet": dict(model="unet", steps=6000, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250,
+                 ckpt_every=100),
+    "convtasnet": dict(model="convtasnet", steps=12000, max_minutes=115.0, batch_size=8, lr=2e-3, segment=2.0,
+                       noise_weight=0.5, ema=0.999, valid_every=500, ckpt_every=100),
+    "unet16": dict(model="unet", config={"sample_rate": 16000, "n_fft": 1024, "hop": 256}, steps=6000,
+                   max_minutes=95.0, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250,
+                   ckpt_every=100, **_WIDEBAND),
+    "convtasnet16": dict(model="convtasnet", config={"sample_rate": 16000}, steps=12000, max_minutes=95.0,
+                         batch_size=8, lr=2e-3, segment=2.0, noise_weight=0.5, ema=0.999, valid_every=500,
+                         ckpt_every=100, **_WIDEBAND),
+}
+#: what an export of each recipe records (training data and licence of the weights)
+EXPORT = {
+    "unet": dict(half=True), "convtasnet": dict(half=False),
+    "unet16": dict(half=True, trained_on=TRAINED_ON_16K, license=LICENSE_16K),
+    "convtasnet16": dict(half=False, trained_on=TRAINED_ON_16K, license=LICENSE_16K),
 }
 
 
 def _options(f):
     opts = [
-        click.option("--speech", "speech_dir", default=str(DATA / "speech" / "train"), show_default=True,
-                     help="Clean speech folder (on-the-fly mixing)."),
-        click.option("--noise", "noise_dir", default=str(DATA / "noise" / "train"), show_default=True,
-                     help="Noise folder (on-the-fly mixing)."),
+        click.option("--speech", "speech_dir", default=None,
+                     help="Clean speech folder (on-the-fly mixing) [default: the recipe's, ../shared/data/...]."),
+        click.option("--noise", "noise_dir", default=None, help="Noise folder (on-the-fly mixing) [default: the recipe's]."),
         click.option("--mixtures", default=None, help="Train on a prepared mixture folder instead (mix_snr_XX.wav layout)."),
-        click.option("--valid-speech", "valid_speech_dir", default=str(DATA / "speech" / "valid"), show_default=True),
-        click.option("--valid-noise", "valid_noise_dir", default=str(DATA / "noise" / "valid"), show_default=True),
-        click.option("--valid-dir", default="runs/voice-valid", show_default=True,
-                     help="Where the fixed validation mixtures are built once (SNR -5, 0, 5, 10 dB)."),
+        click.option("--valid-speech", "valid_speech_dir", default=None, help="[default: the recipe's]"),
+        click.option("--valid-noise", "valid_noise_dir", default=None, help="[default: the recipe's]"),
+        click.option("--valid-dir", default=None,
+                     help="Where the fixed validation mixtures are built once (SNR -5, 0, 5, 10 dB) "
+                          "[default: runs/voice-valid, 16 kHz recipes runs/voice16-valid]."),
+        click.option("--init", default=None,
+                     help="Start from these weights: a model name (e.g. voice16-unet), a .safetensors file or a "
+                          "training checkpoint .pt (a new stage; the export records every stage)."),
         click.option("--steps", type=int, default=None, help="Training steps (model default if omitted)."),
         click.option("--batch-size", type=int, default=None),
         click.option("--lr", type=float, default=None, help="Peak learning rate (Adam; warm-up then cosine)."),
@@ -63,16 +93,17 @@ def _options(f):
     return f
 
 
-def _run(model: str, kw: dict) -> None:
+def _run(recipe: str, kw: dict) -> None:
     export_name = kw.pop("export_name")
     resume = kw.pop("resume")
     progress = not kw.pop("no_progress")
-    config = json.loads(kw.pop("config_json"))
-    d = dict(DEFAULTS[model])
+    d = dict(RECIPES[recipe])
+    d["config"] = {**d.get("config", {}), **json.loads(kw.pop("config_json"))}
     for k, v in kw.items():
         if v is not None:
             d[k] = v
-    opts = TrainOptions(model=model, config=config, **d)
+    d.setdefault("out", f"runs/{recipe}")
+    opts = TrainOptions(**d)
     command = "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     def echo(rec: dict) -> None:
@@ -83,8 +114,8 @@ def _run(model: str, kw: dict) -> None:
     summary = run_training(opts, progress=progress, resume=resume, on_log=echo)
     click.echo(f"done: {summary['step']} steps, best val SI-SDR {summary['best_si_sdr']:.2f} dB -> {opts.out_dir}")
     if export_name:
-        entry = export_model(opts.out_dir / "best.pt", export_name, half=(model == "unet"),
-                             training_command=command, valid_dir=opts.valid_dir)
+        entry = export_model(opts.out_dir / "best.pt", export_name, training_command=command,
+                             valid_dir=opts.valid_dir, **EXPORT[recipe])
         click.echo(f"exported {entry['file']} (SI-SDRi {entry['metrics']['si_sdri']:.2f} dB)")
 
 
@@ -105,6 +136,22 @@ def unet(**kw) -> None:
 def convtasnet(**kw) -> None:
     """Conv-TasNet (Luo & Mesgarani 2019, torchaudio's implementation): SI-SNR loss."""
     _run("convtasnet", kw)
+
+
+@train.command("unet16")
+@_options
+def unet16(**kw) -> None:
+    """Wide-band (16 kHz) U-Net: STFT 1024/256, on wideband/ speech and noise with reverberation, EQ
+    and band-limit augmentation."""
+    _run("unet16", kw)
+
+
+@train.command("convtasnet16")
+@_options
+def convtasnet16(**kw) -> None:
+    """Wide-band (16 kHz) Conv-TasNet on wideband/ speech and noise with reverberation, EQ and
+    band-limit augmentation."""
+    _run("convtasnet16", kw)
 
 
 @train.command("export")

@@ -1,7 +1,8 @@
 """`deepsep train gan`: train the stereo four-source music model (semi-supervised, adversarial).
 
-Defaults reproduce the shipped ``music-4stem`` weights from ``../shared/data/musdb7/train``
-(run from the repository root). Attached to the ``train`` group by :mod:`deepsep.cli`.
+Defaults train on ``../shared/data/music/musdb7/train`` (run from the repository root): the
+MUSDB18 excerpts of the shipped ``music-4stem`` weights, which were trained on their ``.stem.mp4``
+(AAC) form, now as Opus stems. Attached to the ``train`` group by :mod:`deepsep.cli`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import shlex
 
 import click
 
-from ..train.music import DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
+from ..train.music import MUSIC_DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -35,8 +36,9 @@ def _fmt(d: dict) -> str:
 
 
 @click.command("gan")
-@click.option("--data", default=str(DATA / "musdb7" / "train"), show_default=True,
-              help="MUSDB18-style tracks: .stem.mp4 files, or folders of stem files (MUSDB18-HQ / DSD100).")
+@click.option("--data", default=str(MUSIC_DATA), show_default=True,
+              help="MUSDB18-style tracks: .stem.mp4 files, or one folder of stem files per track "
+                   "(any format libsndfile reads; MUSDB18-HQ, DSD100).")
 @click.option("--cache", default=None, help="Decoded-track cache folder [default: ~/.cache/deepsep/musdb].")
 @click.option("--valid-tracks", "n_valid", type=int, default=10, show_default=True,
               help="Tracks held out for validation (seeded shuffle of the sorted names; saved in OUT/split.json).")

@@ -11,7 +11,7 @@ from ..checkpoint import load_model, save_model
 from ..models.base import SeparationModel
 from ..weights import BUNDLED_DIR, sha256_file
 from .loop import load_checkpoint, model_from_checkpoint
-from .validation import ValidationSet, build_validation_set, evaluate
+from .validation import ValidationSet, evaluate, validation_set_for
 
 LICENSE = "CC BY-NC 3.0 (inherits UrbanSound8K terms); code MIT"
 TRAINED_ON = (
@@ -35,8 +35,25 @@ def update_manifest(entry: dict[str, Any], manifest_path: str | Path, alias: str
     os.replace(tmp, path)
 
 
+def training_stages(ck: dict[str, Any], training_command: str) -> list[dict[str, Any]]:
+    """Every training stage behind a checkpoint: those of the model it started from (``--init``
+    NAME, read from the manifest), then its own (command, minutes, steps)."""
+    from ..weights import load_manifest
+
+    init = ck["options"].get("init")
+    earlier: list[dict[str, Any]] = []
+    if init and not init.endswith((".pt", ".safetensors")):
+        entry = load_manifest().lookup(init)
+        if entry is not None:
+            earlier = list(entry.stages) or [{"command": entry.training_command, "model": entry.name}]
+    own = {"command": training_command, "minutes": round(float(ck["extra"].get("elapsed", 0.0)) / 60, 1),
+           "steps": int(ck["step"]), "init": init}
+    return [*earlier, own]
+
+
 def manifest_entry(name: str, task: str, arch: str, model: SeparationModel, path: Path, license: str,
-                   trained_on: str, metrics: dict[str, Any], training_command: str, description: str) -> dict[str, Any]:
+                   trained_on: str, metrics: dict[str, Any], training_command: str, description: str,
+                   stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The weights_manifest.json entry of an exported model file (its sha256 and size read from ``path``)."""
     return {
         "name": name, "task": task, "arch": arch, "config": model.config.to_dict(),
@@ -44,14 +61,28 @@ def manifest_entry(name: str, task: str, arch: str, model: SeparationModel, path
         "file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size,
         "license": license, "trained_on": trained_on, "metrics": metrics,
         "training_command": training_command, "description": description,
+        **({"stages": stages} if stages else {}),
     }
+
+
+def _describe(vdir: Path) -> str:
+    """What a validation folder holds, from its params.json stamp."""
+    p = json.loads((vdir / "params.json").read_text()) if (vdir / "params.json").is_file() else {}
+    if not p:
+        return "a prepared mixture folder"
+    parts = ["/".join(Path(p["speech_dir"]).parts[-3:]) + " x " + "/".join(Path(p["noise_dir"]).parts[-3:]),
+             "SNR " + ", ".join(str(s) for s in p["snrs"]) + " dB", f"{p['clip_seconds']:g} s items",
+             f"{p['sample_rate']} Hz"]
+    if p.get("p_reverb"):
+        parts.append(f"{p['p_reverb']:.0%} reverberant")
+    return ", ".join(parts)
 
 
 def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLED_DIR,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json",
                  half: bool = False, alias: str | None = None, training_command: str = "",
                  valid_dir: str | Path | None = None, trained_on: str = TRAINED_ON,
-                 description: str = "") -> dict[str, Any]:
+                 description: str = "", license: str = LICENSE) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint and return its manifest entry.
 
     ``half`` stores the floating tensors as float16 (half the file size; the model is rebuilt in
@@ -66,18 +97,15 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
             if p.is_floating_point():
                 p.data = p.data.half()
     path = Path(out_dir) / f"{name}.safetensors"
-    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": LICENSE})
+    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": license})
     reloaded = load_model(path)
     opts = ck["options"]
-    vdir = Path(valid_dir or opts["valid_dir"])
-    if not (vdir / "params.json").is_file():
-        vdir = build_validation_set(opts["valid_speech_dir"], opts["valid_noise_dir"], vdir,
-                                    clip_seconds=opts.get("valid_seconds", 4.0), sample_rate=reloaded.sample_rate)
+    vdir = Path(valid_dir) if valid_dir else validation_set_for(opts, reloaded.sample_rate)
     metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate))
-    metrics = {"validation": "voice SI-SDR / SI-SDRi / SDR (dB) on " + str(vdir) +
-               " (speech/valid x noise/valid, SNR -5, 0, 5, 10 dB, 4 s items)", "step": ck["step"], **metrics}
-    entry = manifest_entry(name, "speech", ck["arch"], reloaded, path, LICENSE, trained_on, metrics,
-                           training_command, description)
+    metrics = {"validation": f"voice SI-SDR / SI-SDRi / SDR (dB) on {vdir} ({_describe(vdir)})",
+               "step": ck["step"], **metrics}
+    entry = manifest_entry(name, "speech", ck["arch"], reloaded, path, license, trained_on, metrics,
+                           training_command, description, training_stages(ck, training_command))
     if manifest:
         update_manifest(entry, manifest, alias)
     return entry

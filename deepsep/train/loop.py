@@ -24,9 +24,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..metrics import si_sdr
 from ..models.base import SeparationModel
-from ..registry import ARCHITECTURES, build_model
-from ..voicedata import MixtureFolder, OnTheFlyMixer
-from .validation import ValidationSet, build_validation_set, evaluate
+from ..augment import room_impulse_responses
+from ..registry import ARCHITECTURES, arch_name, build_model
+from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
+from .validation import ValidationSet, evaluate, validation_set_for
 
 DATA = Path("..") / "shared" / "data"
 
@@ -64,6 +65,12 @@ class TrainOptions:
     noise_weight: float = 0.0             # Conv-TasNet: weight of the noise SI-SNR next to the voice's
     ema: float = 0.0                      # decay of a moving average of the weights (0: off), see Run.ema
     log_every: int = 10
+    p_reverb: float = 0.0                 # augmentation (voicedata.Augmentation): reverberated speech
+    p_eq: float = 0.0                     # random EQ of the voice and, independently, of the noise
+    p_band_limit: float = 0.0             # voice and noise limited to the band of an 8 kHz recording
+    rir_count: int = 200                  # simulated rooms for training (validation has its own)
+    valid_p_reverb: float = 0.0           # share of reverberant validation items
+    init: str | None = None               # start from these weights (model name or file)
 
     @property
     def out_dir(self) -> Path:
@@ -89,6 +96,23 @@ def lr_at(opts: TrainOptions, step: int, elapsed: float = 0.0) -> float:
     if opts.max_minutes:
         p = max(p, min(1.0, elapsed / (opts.max_minutes * 60)))
     return opts.lr * (opts.min_lr_ratio + (1 - opts.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def init_weights(model: SeparationModel, source: str) -> None:
+    """Load the weights of ``source`` (a model name, a ``.safetensors`` file or a training
+    checkpoint ``.pt``) into ``model``, which must have the same architecture and config."""
+    from ..weights import get_model
+
+    if source.endswith(".pt"):
+        ck = load_checkpoint(source)
+        arch, config, state = ck["arch"], ck["config"], ck["model"]
+    else:
+        other = get_model(source)
+        arch, config, state = arch_name(other), other.config.to_dict(), other.state_dict()
+    if arch != arch_name(model) or type(model.config).from_dict(config) != model.config:
+        raise ValueError(f"--init {source}: a {arch} model with another config than this run's "
+                         f"({arch_name(model)}); give --config to match it")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
 
 
 def make_model(opts: TrainOptions) -> SeparationModel:
@@ -350,13 +374,16 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     model = make_model(opts).to(device)
     sr = model.sample_rate
     segment = int(round(opts.segment * sr))
+    if opts.init:
+        init_weights(model, opts.init)
     if opts.mixtures:
         data: Any = _FolderBatches(opts.mixtures, sr, segment, opts.seed)
     else:
+        augment = Augmentation(sr, room_impulse_responses(opts.rir_count, sr, seed=opts.seed) if opts.p_reverb else [],
+                               opts.p_reverb, opts.p_eq, opts.p_band_limit)
         data = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sr, segment,
-                                          snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed)
-    valid = ValidationSet(build_validation_set(opts.valid_speech_dir, opts.valid_noise_dir, opts.valid_dir,
-                                               clip_seconds=opts.valid_seconds, sample_rate=sr), sr)
+                                          snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed, augment=augment)
+    valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     ema = make_ema(model, opts.ema)
     step, best, prior = 0, -math.inf, 0.0

@@ -38,12 +38,14 @@ from ..dsp import istft, stft
 from ..engine import separate
 from ..metrics import sdr
 from ..models.base import SeparationModel
-from ..musdb import MusicDataset, remix
+from ..musdb import SHARED_MUSDB7, MusicDataset, remix
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
 from .loop import JsonlLog, Run, load_checkpoint, resume_from, run_steps, start_run
 
 DATA = Path("..") / "shared" / "data"
+#: the default training tracks: MUSDB18's 7-s training excerpts, one folder of Opus stems per track
+MUSIC_DATA = DATA / SHARED_MUSDB7
 ARCH = "music_masker"
 
 
@@ -53,7 +55,7 @@ class MusicTrainOptions:
 
     model: str = ARCH
     config: dict[str, Any] = field(default_factory=dict)  # overrides of the model config
-    data: str = str(DATA / "musdb7" / "train")
+    data: str = str(MUSIC_DATA)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
     split_seed: int = 42
@@ -321,8 +323,20 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     """The run's tracks (decoded once into the cache) at the model's sample rate, split by track."""
     config_cls, _ = ARCHITECTURES[opts.model]
     sample_rate = config_cls.from_dict({**config_cls().to_dict(), **opts.config}).sample_rate
-    return MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
+    data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress)
+    require_known_stems(data)
+    return data
+
+
+def require_known_stems(data: MusicDataset) -> None:
+    """Refuse tracks with unknown stems (ValueError): the losses and the validation here take
+    every stem as a target, and would train and score an unknown one as silence. A masked loss
+    would read ``data.known[name]`` (and carry it through :class:`MusicBatches`)."""
+    partial = data.unknown_stems()
+    if partial:
+        listed = "; ".join(f"{n} (no {', '.join(s)})" for n, s in sorted(partial.items()))
+        raise ValueError(f"music training needs all four stems of every track; unknown stems in: {listed}")
 
 
 def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
@@ -332,6 +346,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     device, paths = start_run(opts)
     model = make_model(opts).to(device)
     data = data or load_data(opts)
+    require_known_stems(data)
     batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
                            opts.seed, p_remix=opts.p_remix)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
@@ -367,7 +382,8 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
 # ----------------------------------------------------------------------------- export
 
 LICENSE = "MUSDB18 (7-s excerpts), research and non-commercial use only; code MIT"
-TRAINED_ON = "MUSDB18 training tracks, 7-s excerpts (../shared/data/musdb7/train), validation tracks held out by track"
+TRAINED_ON = (f"MUSDB18 training tracks, 7-s excerpts ({MUSIC_DATA.as_posix()}), "
+              "validation tracks held out by track")
 
 
 def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None = None,

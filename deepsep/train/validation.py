@@ -9,20 +9,33 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..augment import room_impulse_responses
 from ..metrics import sdr, si_sdr
 from ..models.base import SeparationModel
 from ..voicedata import build_mixtures, load_layout
 
 DEFAULT_VALID_SNRS = (-5, 0, 5, 10)
+#: the simulated rooms of validation items: a bank that training (seeded by its own seed) never draws
+VALID_RIRS, VALID_RIR_SEED = 50, 987654
+
+
+def validation_set_for(opts: dict[str, Any], sample_rate: int) -> Path:
+    """The validation folder of a run's options (``TrainOptions`` as a dict), built if needed."""
+    return build_validation_set(opts["valid_speech_dir"], opts["valid_noise_dir"], opts["valid_dir"],
+                                clip_seconds=opts.get("valid_seconds", 4.0), sample_rate=sample_rate,
+                                p_reverb=opts.get("valid_p_reverb", 0.0))
 
 
 def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir: str | Path,
                          snrs: Sequence[int] = DEFAULT_VALID_SNRS, clip_seconds: float = 4.0,
-                         per_file: int = 1, sample_rate: int = 8000, seed: int = 1234) -> Path:
+                         per_file: int = 1, sample_rate: int = 8000, seed: int = 1234,
+                         p_reverb: float = 0.0) -> Path:
     """Build (once) the validation mixtures: every speech file at every SNR, ``per_file`` times.
 
-    A ``params.json`` stamp records the arguments; the folder is rebuilt only when they change,
-    and the same arguments always give the same files (fixed seed).
+    With ``p_reverb``, that share of the items (drawn with the seed) has reverberant speech, from
+    simulated rooms that training never sees (another seed of the room bank). A ``params.json``
+    stamp records the arguments; the folder is rebuilt only when they change, and the same
+    arguments always give the same files (fixed seed).
     """
     from ..voicedata import list_audio
 
@@ -32,6 +45,8 @@ def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir:
         "snrs": [int(s) for s in snrs], "clip_seconds": clip_seconds, "per_file": per_file,
         "sample_rate": sample_rate, "seed": seed, "version": 1,
     }
+    if p_reverb:
+        params["p_reverb"] = p_reverb
     stamp = out / "params.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return out
@@ -41,7 +56,9 @@ def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir:
         import shutil
 
         shutil.rmtree(tmp)
-    build_mixtures(speech_dir, noise_dir, tmp, n, clip_seconds, params["snrs"], sample_rate, seed)
+    rirs = room_impulse_responses(VALID_RIRS, sample_rate, seed=VALID_RIR_SEED) if p_reverb else []
+    build_mixtures(speech_dir, noise_dir, tmp, n, clip_seconds, params["snrs"], sample_rate, seed,
+                   rirs=rirs, p_reverb=p_reverb)
     (tmp / "params.json").write_text(json.dumps(params, indent=1))
     if out.exists():
         import shutil

@@ -1,0 +1,158 @@
+"""Rate-dependent aliases (`-m voice` picks a model by the input's sample rate) and --atten-lim."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+from rich.console import Console
+
+import deepsep.api
+import deepsep.cli
+from deepsep.api import OutputOptions, atten_lim_matrix, limit_attenuation, stem_matrix
+from deepsep.checkpoint import save_model
+from deepsep.cli import main
+from deepsep.errors import ModelError, UsageError
+from deepsep.registry import build_model
+from deepsep.weights import alias_for_rate, load_manifest, resolve, sha256_file
+
+RULES = [{"max_rate": 8000, "model": "voice-8k"}, {"model": "voice-16k"}]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _entry(name: str, rate: int, folder: Path) -> dict:
+    """A manifest entry for a tiny random voice/noise model at ``rate``, its file beside the manifest."""
+    config = {"sample_rate": rate, "audio_channels": 1, "sources": ["voice", "noise"]}
+    torch.manual_seed(rate)
+    path = save_model(build_model("tiny", config).eval(), folder / f"{name}.safetensors")
+    return {"name": name, "task": "speech", "arch": "tiny", "config": config, "sample_rate": rate, "channels": 1,
+            "sources": config["sources"], "file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+@pytest.fixture
+def rate_manifest(tmp_path, monkeypatch) -> Path:
+    """A manifest whose `voice` alias picks voice-8k up to 8 kHz and voice-16k above; in force."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / "manifest.json"
+    path.write_text(json.dumps({
+        "version": 1, "default": "voice",
+        "aliases": {"voice": RULES, "v8": "voice-8k"},
+        "models": [_entry("voice-8k", 8000, folder), _entry("voice-16k", 16000, folder)],
+    }))
+    monkeypatch.setenv("DEEPSEP_MANIFEST", str(path))
+    return path
+
+
+def test_alias_for_rate_rules(rate_manifest):
+    m = load_manifest()
+    assert [m.alias_for_rate("voice", r) for r in (4000, 8000, 8001, 16000, 44100)] == [
+        "voice-8k", "voice-8k", "voice-16k", "voice-16k", "voice-16k"]
+    assert m.alias_for_rate("voice") == "voice-16k"  # no rate: the rule without a limit
+    assert m.alias_for_rate("v8", 44100) == "voice-8k" and m.alias_for_rate("voice-16k", 8000) == "voice-16k"
+    assert alias_for_rate("tiny-test", 44100) == "tiny-test"
+    assert resolve("voice", rate=8000).name == "voice-8k" and resolve("voice", rate=22050).name == "voice-16k"
+    assert m.targets("voice") == ("voice-8k", "voice-16k")
+
+
+@pytest.mark.parametrize("value", [[], [{"max_rate": 8000, "model": "a"}], [{"model": 3}], [{"model": "a", "max_rate": -1}], 7])
+def test_bad_alias_rules_are_refused(tmp_path, value):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"default": "", "aliases": {"voice": value}, "models": []}))
+    with pytest.raises(ModelError, match="alias 'voice'"):
+        load_manifest(path)
+
+
+def test_separate_picks_model_per_file_and_loads_each_once(rate_manifest, tmp_path, write_audio, monkeypatch):
+    files = [write_audio("a8.wav", 0.5, 8000), write_audio("b16.flac", 0.5, 16000), write_audio("c44.wav", 0.5, 44100),
+             write_audio("d8.wav", 0.5, 8000)]
+    loads: list[str] = []
+    real = deepsep.api.get_model
+    monkeypatch.setattr(deepsep.api, "get_model", lambda name, *a, **k: loads.append(name) or real(name, *a, **k))
+    monkeypatch.setattr(deepsep.cli, "out", Console(width=300))  # the whole summary table on one line per file
+    missing = tmp_path / "missing.wav"  # its rate cannot be read: it fails alone, the others go on
+    res = run("separate", *map(str, files), str(missing), "-m", "voice", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 1 and f"error: {missing}: no such file" in res.output.replace("\n", ""), res.output
+    assert sorted(loads) == ["voice-16k", "voice-8k"]  # each model once, for four files
+    lines = res.output.splitlines()
+    for f, model in zip(files, ["voice-8k", "voice-16k", "voice-16k", "voice-8k"]):  # the summary names each model
+        assert any(f.name in line and f" {model} " in line for line in lines), (f.name, res.output)
+    for f in files:
+        assert sf.info(str(tmp_path / "out" / f.stem / "voice.wav")).samplerate == sf.info(str(f)).samplerate
+
+
+def test_models_lists_rules(rate_manifest):
+    res = run("models")
+    assert res.exit_code == 0
+    assert "voice -> voice-8k (<= 8000 Hz), voice-16k (above)" in res.output
+    rows = {r["name"]: r for r in json.loads(run("models", "--json").output)}
+    assert rows["voice-8k"]["aliases"] == ["v8", "voice"] and rows["voice-16k"]["aliases"] == ["voice"]
+    assert rows["voice-16k"]["default"] and rows["voice-8k"]["default"]
+
+
+def test_eval_picks_by_dataset_rate(rate_manifest, tmp_path):
+    from deepsep.commands.evaluate import load_eval_model
+    from deepsep.voicedata import write_item
+
+    rng = np.random.default_rng(0)
+    voice, noise = (0.1 * rng.standard_normal((2, 8000))).astype(np.float32)
+    write_item(tmp_path / "set16", 0, voice, noise, 0, 16000)
+    res = run("eval", "--dataset", str(tmp_path / "set16"), "-m", "voice", "-o", str(tmp_path / "r"), "--plot-items", "0")
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["model"]["name"] == "voice-16k" and report["model"]["sample_rate"] == 16000
+    _, info = load_eval_model("voice", None, "speech", "cpu", rate=16000)
+    model, info8 = load_eval_model(None, None, "speech", "cpu", rate=8000)  # speech default: voice
+    assert info["name"] == "voice-16k" and info8["name"] == "voice-8k" and model.sample_rate == 8000
+
+
+def test_atten_lim_function():
+    g = 10 ** (-12 / 20)
+    stems = np.random.default_rng(0).standard_normal((2, 3, 50)).astype(np.float32)  # (voice, noise), channels, time
+    out = limit_attenuation(stems, ("voice", "noise"), 12)
+    assert out.shape == stems.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], stems[0] + g * stems[1], atol=1e-6)
+    np.testing.assert_allclose(out[1], (1 - g) * stems[1], atol=1e-6)
+    np.testing.assert_allclose(out.sum(0), stems.sum(0), atol=1e-6)
+    flipped = limit_attenuation(torch.from_numpy(stems[::-1].copy()), ("noise", "voice"), 12)  # any order of sources
+    torch.testing.assert_close(flipped, torch.from_numpy(out[::-1].copy()))
+    assert np.array_equal(limit_attenuation(stems, ("voice", "noise"), None), stems)
+    assert np.allclose(atten_lim_matrix(("voice", "noise"), 0), [[1, 1], [0, 0]])  # 0 dB: all noise in voice
+    names, m = stem_matrix(("voice", "noise"), OutputOptions(two_stems="voice", atten_lim=12))
+    assert names == ["voice", "no_voice"] and np.allclose(m, [[1, g], [0, 1 - g]])
+    for bad in ({"sources": ("vocals", "drums", "bass", "other"), "db": 6}, {"sources": ("voice", "noise"), "db": -1}):
+        with pytest.raises(UsageError):
+            limit_attenuation(stems, bad["sources"], bad["db"])
+
+
+def test_atten_lim_cli_arithmetic(tmp_path, write_audio):
+    src = write_audio("n.wav", seconds=0.7, sample_rate=16000)
+    stems = {}
+    for db in (None, 12.0):
+        out = tmp_path / str(db)
+        res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--float32",
+                  *(["--atten-lim", str(db)] if db is not None else []))
+        assert res.exit_code == 0, res.output
+        stems[db] = {s: sf.read(str(out / "n" / f"{s}.wav"), dtype="float32")[0] for s in ("voice", "noise")}
+    g = 10 ** (-12 / 20)
+    np.testing.assert_allclose(stems[12.0]["voice"], stems[None]["voice"] + g * stems[None]["noise"], atol=1e-5)
+    np.testing.assert_allclose(stems[12.0]["noise"], (1 - g) * stems[None]["noise"], atol=1e-5)
+    mix = sf.read(str(src), dtype="float32")[0]
+    assert np.abs(stems[12.0]["voice"] + stems[12.0]["noise"] - mix).max() < 1e-5
+
+
+def test_atten_lim_usage_errors(tmp_path, write_audio):
+    src = write_audio("song.wav", seconds=0.5, sample_rate=44100, channels=2)
+    for args in (["-m", "tiny-test-music", "--atten-lim", "6"], ["-m", "tiny-test", "--atten-lim", "-3"]):
+        res = run("separate", str(src), "-o", str(tmp_path / "out"), *args)
+        assert res.exit_code == 2, res.output
+        assert len(res.output.strip().splitlines()) == 1 and "--atten-lim" in res.output
+        assert not (tmp_path / "out").exists()
