@@ -7,6 +7,7 @@ blocks to temporary files that are renamed only once complete.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,22 @@ def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+def input_files(paths: Sequence[str | Path], input_dir: str | None = None) -> list[Path]:
+    """The files to separate: ``paths`` (folders expanded) and those of the folder ``input_dir``
+    ('custom': ./input); a DeepsepError when there are none."""
+    if input_dir:
+        folder = Path("input") if input_dir == "custom" else Path(input_dir)
+        if not folder.is_dir():
+            raise DeepsepError(f"input folder not found: {folder}")
+        paths = (*paths, folder)
+    if not paths:
+        raise DeepsepError("nothing to separate: give audio files or folders, or --input DIR")
+    files = collect_inputs(paths)
+    if not files:
+        raise DeepsepError(f"no audio files in {', '.join(map(str, paths))}")
+    return files
+
+
 def track_name(path: Path) -> str:
     """'song.wav' -> 'song'; MUSDB's 'Artist - Title.stem.mp4' -> 'Artist - Title'."""
     name = path.name
@@ -109,6 +126,82 @@ def check_atten_lim(db: float | None, sources: Sequence[str] | None = None) -> N
         raise UsageError(f"--atten-lim {db:g}: the limit is an attenuation in dB, 0 or more")
     if sources is not None and sorted(sources) != sorted(VOICE_NOISE):
         raise UsageError(f"--atten-lim needs a model with the sources voice and noise; this one has {', '.join(sources)}")
+
+
+def check_output(output: OutputOptions, sources: Sequence[str] | None = None) -> None:
+    """Raise UsageError unless the output options go together and, given the model's ``sources``
+    (None: not known yet), with the model: the CLI checks once, before any file is read."""
+    if output.clip not in CLIP_POLICIES:
+        raise UsageError(f"--clip {output.clip}: choose from {', '.join(CLIP_POLICIES)}")
+    try:
+        subtype_for(output.fmt, output.bits)
+    except DeepsepError as e:
+        raise UsageError(str(e)) from None
+    if output.stems and output.two_stems is not None:
+        raise UsageError("--stems and --two-stems cannot go together: give one")
+    if output.stems and len(set(output.stems)) < len(output.stems):
+        raise UsageError(f"--stems {','.join(output.stems)}: a stem is named twice")
+    check_atten_lim(output.atten_lim)
+    if sources is not None:
+        stem_matrix(sources, output)  # a stem the model lacks; --atten-lim on a model without voice/noise
+
+
+def output_bits(bits: int | None, int24: bool = False, float32: bool = False) -> int:
+    """The sample size asked for by --bits, --int24 and --float32 (16 when none is given); a
+    UsageError when they ask for different ones."""
+    asked = {flag: b for flag, b, given in (("--bits", bits, bits is not None), ("--int24", 24, int24),
+                                             ("--float32", 32, float32)) if given}
+    if len(set(asked.values())) > 1:
+        raise UsageError(f"{' and '.join(asked)} ask for different sample sizes: give one")
+    return next(iter(asked.values()), 16)
+
+
+def clip_warning(output: OutputOptions) -> str | None:
+    """The warning for --clip none with an integer output format, which cannot hold peaks over full scale."""
+    if output.clip == "none" and subtype_for(output.fmt, output.bits)[1].startswith("PCM"):
+        return (f"--clip none with {output.bits}-bit output: peaks over full scale will be clipped by the integer "
+                "format (--float32 keeps them)")
+    return None
+
+
+def check_engine(engine: EngineOptions) -> None:
+    """Raise UsageError unless --segment, --overlap, --shifts and --batch-size are usable."""
+    if engine.segment is not None and not (engine.segment > 0 and math.isfinite(engine.segment)):
+        raise UsageError(f"--segment {engine.segment:g}: the segment length must be a positive number of seconds")
+    if not 0 <= engine.overlap < 1:
+        raise UsageError(f"--overlap {engine.overlap:g}: the overlap is a fraction of a segment, from 0 to below 1")
+    if engine.shifts < 1:
+        raise UsageError(f"--shifts {engine.shifts}: each segment is separated at least once (1 or more)")
+    if engine.batch_size < 1:
+        raise UsageError(f"--batch-size {engine.batch_size}: at least one segment per pass (1 or more)")
+
+
+def engine_options(device: str, segment: float | None = None, overlap: float = 0.25, batch_size: int | None = None,
+                   shifts: int = 1, threads: int | None = None) -> EngineOptions:
+    """A command's engine options, checked (:func:`check_engine`), with the device resolved
+    ('auto'), the batch size defaulted (1 on the CPU, 16 on a GPU) and torch's threads set
+    (:func:`set_threads`)."""
+    device = resolve_device(device)
+    if batch_size is None:
+        batch_size = 16 if device.startswith("cuda") else 1
+    engine = EngineOptions(segment, overlap, batch_size, device, shifts)
+    check_engine(engine)
+    set_threads(threads, device)
+    return engine
+
+
+def set_threads(threads: int | None, device: str) -> None:
+    """Set torch's CPU threads: ``threads`` (0: torch's default, one per core); when None, 1 on the
+    CPU (torch's default made runs on a busy 2-core machine 7-18x slower than one thread) and
+    torch's default on a GPU."""
+    if threads is None:
+        if device != "cpu":
+            return
+        threads = 1
+    if threads < 0:
+        raise UsageError(f"--threads {threads}: give 1 or more (0: torch's default, one per core)")
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def atten_lim_matrix(sources: Sequence[str], db: float | None) -> np.ndarray:
@@ -143,7 +236,7 @@ def _select_matrix(sources: list[str], opts: OutputOptions) -> tuple[list[str], 
     """Stem names and the 0/1 (stems, sources) matrix of --stems / --two-stems."""
     if opts.two_stems is not None:
         if opts.two_stems not in sources:
-            raise DeepsepError(f"--two-stems {opts.two_stems!r}: the model's sources are {', '.join(sources)}")
+            raise UsageError(f"--two-stems {opts.two_stems}: the model's sources are {', '.join(sources)}")
         i = sources.index(opts.two_stems)
         m = np.zeros((2, len(sources)), dtype=np.float32)
         m[0, i] = 1
@@ -153,7 +246,7 @@ def _select_matrix(sources: list[str], opts: OutputOptions) -> tuple[list[str], 
     names = list(opts.stems) if opts.stems else sources
     unknown = [s for s in names if s not in sources]
     if unknown:
-        raise DeepsepError(f"unknown stem(s) {', '.join(unknown)}: the model's sources are {', '.join(sources)}")
+        raise UsageError(f"--stems: unknown stem(s) {', '.join(unknown)}: the model's sources are {', '.join(sources)}")
     m = np.zeros((len(names), len(sources)), dtype=np.float32)
     for row, name in enumerate(names):
         m[row, sources.index(name)] = 1
@@ -227,9 +320,8 @@ def separate_file(
     are removed and earlier outputs under the final names are left as they were.
     """
     start = time.perf_counter()
+    check_output(output, model.sources)
     major, subtype = subtype_for(output.fmt, output.bits)
-    if output.clip not in CLIP_POLICIES:
-        raise DeepsepError(f"unknown clip policy {output.clip!r} (choose from {', '.join(CLIP_POLICIES)})")
     names, matrix = stem_matrix(model.sources, output)
     track = track or track_name(path)
     with AudioReader(path) as reader:

@@ -12,22 +12,16 @@ from rich.table import Table
 
 from . import __version__
 from .api import (
-    CLIP_POLICIES, EngineOptions, FileResult, ModelCache, OutputOptions, check_atten_lim, collect_inputs, resolve_device,
-    separate_file, track_name,
+    CLIP_POLICIES, FileResult, ModelCache, OutputOptions, check_output, clip_warning, engine_options, input_files,
+    output_bits, separate_file, track_name,
 )
-from .errors import DeepsepError, UsageError
+from .console import THREADS_HELP, err, fail, reported, warn
+from .errors import DeepsepError
 from .weights import describe_rules, load_manifest
 from .modelinfo import model_rows
 from .reports import plot_outputs
 
-err = Console(stderr=True)
 out = Console()
-
-
-def fail(message: str, status: int = 1) -> None:
-    """Print a one-line error and exit with ``status`` (1; 2 for a usage error)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    sys.exit(status)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,55 +42,46 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
               help="Output folder: stems go to OUT/<track>/<stem>.<ext>.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--segment", type=float, metavar="SECONDS", help="Segment length (default: the model's; 0: whole file at once).")
-@click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True, help="Overlap between segments, as a fraction.")
-@click.option("--batch-size", type=click.IntRange(1), help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
-@click.option("--shifts", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
+@click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
+@click.option("--overlap", type=float, default=0.25, show_default=True, help="Overlap between segments, a fraction from 0 to below 1.")
+@click.option("--batch-size", type=int, help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
+@click.option("--shifts", type=int, default=1, show_default=True,
               help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
 @click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
 @click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
 @click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
-@click.option("--bits", type=click.Choice(["16", "24", "32"]), default="16", show_default=True,
-              help="Sample size; 32 is floating point (wav only).")
+@click.option("--bits", type=click.Choice(["16", "24", "32"]), help="Sample size; 32 is floating point (wav only) [default: 16].")
 @click.option("--int24", is_flag=True, help="Same as --bits 24.")
 @click.option("--float32", is_flag=True, help="Same as --bits 32 (float wav).")
 @click.option("--clip", type=click.Choice(CLIP_POLICIES), default="rescale", show_default=True,
-              help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (float only).")
+              help="Peaks over full scale: rescale all stems by one gain, clamp them, or leave them (kept by float "
+                   "output only; 16/24-bit output clips them, with a warning).")
 @click.option("--atten-lim", type=float, metavar="DB",
               help="Voice/noise models: attenuate the noise in `voice` by at most DB dB (12: the noise stays "
                    "at -12 dB; the rest is in `noise`, the stems still add up to the input) [default: no limit].")
 @click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def separate(paths, input_dir, model_name, out_dir, device, segment, overlap, batch_size, shifts, stems, two_stems,
-             fmt, bits, int24, float32, clip, atten_lim, plot, quiet) -> None:
+def separate(paths, input_dir, model_name, out_dir, device, threads, segment, overlap, batch_size, shifts, stems,
+             two_stems, fmt, bits, int24, float32, clip, atten_lim, plot, quiet) -> None:
     """Separate audio files (or every file of --input DIR) into stems.
 
     With a model alias that depends on the sample rate (see `deepsep models`), each file gets the
-    model for its rate."""
-    if input_dir:
-        folder = Path("input") if input_dir == "custom" else Path(input_dir)
-        if not folder.is_dir():
-            fail(f"input folder not found: {folder}")
-        paths = (*paths, folder)
-    if not paths:
-        fail("nothing to separate: give audio files or folders, or --input DIR")
-    files = collect_inputs(paths)
-    if not files:
-        fail(f"no audio files in {', '.join(map(str, paths))}")
-    bits = 24 if int24 else 32 if float32 else int(bits)
-    try:
-        check_atten_lim(atten_lim)
-        device = resolve_device(device)
+    model for its rate. Options are checked (against every model the files need) before any file
+    is separated: a usage error exits with status 2."""
+    with reported():
+        output = OutputOptions(_split_stems(stems), two_stems, fmt, output_bits(bits and int(bits), int24, float32),
+                               clip, atten_lim)
+        check_output(output)
+        engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
+        files = input_files(paths, input_dir)
         manifest = load_manifest()
-        models = ModelCache(model_name or manifest.default, device, manifest)
+        models = ModelCache(model_name or manifest.default, engine.device, manifest)
         for model in models.preload(files).values():  # every model the files need, each loaded once
-            check_atten_lim(atten_lim, model.sources)
-    except UsageError as e:
-        fail(str(e), status=2)
-    except DeepsepError as e:
-        fail(str(e))
-    output = OutputOptions(_split_stems(stems), two_stems, fmt, bits, clip, atten_lim)
-    engine = EngineOptions(segment, overlap, batch_size or (16 if device.startswith("cuda") else 1), device, shifts)
+            check_output(output, model.sources)
+    warning = clip_warning(output)
+    if warning:
+        warn(warning)
     results = _run_batch(models, files, out_dir, output, engine, quiet)
     if plot:
         for r in results:

@@ -23,6 +23,15 @@ def tone(seconds: float, sample_rate: int, channels: int, seed: int = 0) -> np.n
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Commands set torch's thread count (`separate` uses 1 on the CPU): restore it after each test."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def write_audio(tmp_path: Path):
     def _write(name: str, seconds: float = 1.0, sample_rate: int = 8000, channels: int = 1, **kw) -> Path:

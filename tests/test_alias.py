@@ -28,28 +28,34 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def _entry(name: str, rate: int, folder: Path) -> dict:
-    """A manifest entry for a tiny random voice/noise model at ``rate``, its file beside the manifest."""
-    config = {"sample_rate": rate, "audio_channels": 1, "sources": ["voice", "noise"]}
+def _entry(name: str, rate: int, folder: Path, sources: tuple[str, ...] = ("voice", "noise")) -> dict:
+    """A manifest entry for a tiny random model (voice/noise) at ``rate``, its file beside the manifest."""
+    config = {"sample_rate": rate, "audio_channels": 1, "sources": list(sources)}
     torch.manual_seed(rate)
     path = save_model(build_model("tiny", config).eval(), folder / f"{name}.safetensors")
     return {"name": name, "task": "speech", "arch": "tiny", "config": config, "sample_rate": rate, "channels": 1,
             "sources": config["sources"], "file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
-@pytest.fixture
-def rate_manifest(tmp_path, monkeypatch) -> Path:
-    """A manifest whose `voice` alias picks voice-8k up to 8 kHz and voice-16k above; in force."""
+def _use_manifest(tmp_path: Path, monkeypatch, aliases: dict, models: list[tuple]) -> Path:
+    """A manifest in force with ``aliases`` (the first is the default) and tiny models, each
+    ``(name, rate[, sources])``, in ``tmp_path/models``."""
     folder = tmp_path / "models"
     folder.mkdir()
     path = folder / "manifest.json"
     path.write_text(json.dumps({
-        "version": 1, "default": "voice",
-        "aliases": {"voice": RULES, "v8": "voice-8k"},
-        "models": [_entry("voice-8k", 8000, folder), _entry("voice-16k", 16000, folder)],
+        "version": 1, "default": next(iter(aliases)), "aliases": aliases,
+        "models": [_entry(name, rate, folder, *sources) for name, rate, *sources in models],
     }))
     monkeypatch.setenv("DEEPSEP_MANIFEST", str(path))
     return path
+
+
+@pytest.fixture
+def rate_manifest(tmp_path, monkeypatch) -> Path:
+    """A manifest whose `voice` alias picks voice-8k up to 8 kHz and voice-16k above; in force."""
+    return _use_manifest(tmp_path, monkeypatch, {"voice": RULES, "v8": "voice-8k"},
+                         [("voice-8k", 8000), ("voice-16k", 16000)])
 
 
 def test_alias_for_rate_rules(rate_manifest):
@@ -156,3 +162,17 @@ def test_atten_lim_usage_errors(tmp_path, write_audio):
         assert res.exit_code == 2, res.output
         assert len(res.output.strip().splitlines()) == 1 and "--atten-lim" in res.output
         assert not (tmp_path / "out").exists()
+
+
+def test_options_are_checked_against_each_model_of_a_rate_alias(tmp_path, write_audio, monkeypatch):
+    """With an alias that picks a model per file, a stem option must suit every model the files
+    need: refused once (exit 2) before any file is separated when one of them lacks the stem."""
+    _use_manifest(tmp_path, monkeypatch, {"mixed": [{"max_rate": 8000, "model": "voice-8k"}, {"model": "speech-16k"}]},
+                  [("voice-8k", 8000), ("speech-16k", 16000, ("speech", "noise"))])
+    narrow, wide = write_audio("a8.wav", 0.3, 8000), write_audio("b16.wav", 0.3, 16000)
+    res = run("separate", str(narrow), "-m", "mixed", "-o", str(tmp_path / "ok"), "--two-stems", "voice", "-q")
+    assert res.exit_code == 0, res.output
+    for args in (["--two-stems", "voice"], ["--stems", "noise,voice"], ["--atten-lim", "6"]):
+        res = run("separate", str(narrow), str(wide), "-m", "mixed", "-o", str(tmp_path / "out"), *args)
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert "speech, noise" in res.output and not (tmp_path / "out").exists(), res.output

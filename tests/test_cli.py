@@ -92,9 +92,85 @@ def test_formats_and_stem_selection(tmp_path, write_audio):
     assert np.abs(vocals + rest - mix).max() < 0.02
     assert sf.info(str(out / "t" / "song" / "vocals.wav")).subtype == "FLOAT"
     bad = run("separate", str(src), "-m", "tiny-test-music", "-o", str(out), "--stems", "guitar")
-    assert bad.exit_code == 1 and "guitar" in bad.output
+    assert bad.exit_code == 2 and "guitar" in bad.output
     bad = run("separate", str(src), "-m", "tiny-test-music", "-o", str(out), "--format", "flac", "--float32")
-    assert bad.exit_code == 1 and "flac cannot store 32-bit" in bad.output
+    assert bad.exit_code == 2 and "flac cannot store 32-bit" in bad.output
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--two-stems", "guitar"], ["--two-stems guitar", "vocals, drums, bass, other"]),
+    (["--stems", "vocals,piano"], ["piano", "vocals, drums, bass, other"]),
+    (["--stems", "vocals,vocals"], ["named twice"]),
+    (["--format", "flac", "--float32"], ["flac cannot store 32-bit"]),
+    (["--format", "flac", "--bits", "32"], ["flac cannot store 32-bit"]),
+    (["--stems", "vocals", "--two-stems", "drums"], ["--stems and --two-stems"]),
+    (["--int24", "--float32"], ["--int24 and --float32"]),
+    (["--bits", "16", "--float32"], ["--bits and --float32"]),
+    (["--segment", "0"], ["--segment 0", "positive"]),
+    (["--segment", "-2"], ["--segment -2"]),
+    (["--segment", "inf"], ["--segment inf"]),
+    (["--overlap", "1"], ["--overlap 1"]),
+    (["--overlap", "-0.1"], ["--overlap -0.1"]),
+    (["--shifts", "0"], ["--shifts 0"]),
+    (["--batch-size", "0"], ["--batch-size 0"]),
+    (["--threads", "-1"], ["--threads -1"]),
+])
+def test_usage_errors_come_once_before_any_file(tmp_path, write_audio, args, words):
+    """Options that cannot work (alone, together, or with the model) are one line and exit status
+    2 before any file is read or written, however many files there are."""
+    files = [str(write_audio(f"{i}.wav", seconds=0.3, sample_rate=44100, channels=2)) for i in range(3)]
+    out = tmp_path / "out"
+    res = run("separate", *files, "-m", "tiny-test-music", "-o", str(out), *args)
+    assert res.exit_code == 2, res.output
+    assert len(res.output.strip().splitlines()) == 1 and res.output.startswith("error:"), res.output
+    assert all(w in res.output for w in words), res.output
+    assert not out.exists()
+
+
+def test_options_that_agree_are_accepted(tmp_path, write_audio):
+    src = write_audio("a.wav", seconds=0.3, sample_rate=44100, channels=2)
+    res = run("separate", str(src), "-m", "tiny-test-music", "-o", str(tmp_path / "o"), "--bits", "24", "--int24",
+              "--format", "flac", "--two-stems", "bass", "--segment", "0.1", "--overlap", "0.995", "--batch-size", "64",
+              "-q")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "o" / "a").iterdir()) == ["bass.flac", "no_bass.flac"]
+    assert sf.info(str(tmp_path / "o" / "a" / "bass.flac")).subtype == "PCM_24"
+
+
+def test_clip_none_with_integer_output_warns_once(tmp_path):
+    t = np.arange(4000) / 8000
+    loud = (1.5 * np.sin(2 * np.pi * 50 * t)).astype(np.float32)  # peaks over full scale
+    files = []
+    for name in ("x", "y"):
+        files.append(str(tmp_path / f"{name}.wav"))
+        sf.write(files[-1], loud, 8000, subtype="FLOAT")
+    res = run("separate", *files, "-m", "tiny-test", "-o", str(tmp_path / "o"), "--clip", "none", "-q")
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "16-bit" in warnings[0] and "clipped" in warnings[0], res.output
+    res = run("separate", *files, "-m", "tiny-test", "-o", str(tmp_path / "f"), "--clip", "none", "--float32", "-q")
+    assert res.exit_code == 0 and "warning" not in res.output
+    assert max(np.abs(read(tmp_path / "f" / n / "noise.wav")[0]).max() for n in ("x", "y")) > 1.0  # float keeps them
+
+
+def test_threads_default_to_one_on_the_cpu(tmp_path, write_audio, monkeypatch):
+    import torch
+
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    src = str(write_audio("a.wav", seconds=0.3))
+    for args, expected in (([], [1]), (["--threads", "3"], [3]), (["--threads", "0"], [])):
+        calls.clear()
+        res = run("separate", src, "-m", "tiny-test", "-o", str(tmp_path / "o"), "--device", "cpu", "-q", *args)
+        assert res.exit_code == 0, res.output
+        assert calls == expected, (args, calls)
+    calls.clear()  # eval sets them before it looks for its test set
+    res = run("eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test", "--device", "cpu",
+              "--threads", "2")
+    assert res.exit_code == 1 and calls == [2]
+    for args in (["--threads", "-2"], ["--overlap", "1.5"], ["--segment", "0"], ["--shifts", "0"]):
+        res = run("eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test", *args)
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, (args, res.output)
 
 
 def test_clip_policy_rescale_uses_one_gain(tmp_path):

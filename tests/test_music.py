@@ -290,6 +290,12 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     res = runner.invoke(cmd.gan, [*common, "--steps", "2", "--batch-size", "2", "--segment", "0.1",
                                   "--supervised-only"])
     assert res.exit_code == 0, res.output
+    split = (tmp_path / "run" / "split.json").read_text()
+    for extra, words in (([], "--resume to continue it or --overwrite"), (["--resume", "--overwrite"], "cannot go")):
+        res = runner.invoke(cmd.gan, [*common, "--steps", "2", *extra])  # refused before the data is read
+        assert res.exit_code == 2 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    res = runner.invoke(cmd.gan, [*common, "-o", str(tmp_path / "new"), "--resume"])
+    assert res.exit_code == 2 and "nothing to resume" in res.output and not (tmp_path / "new").exists()
     res = runner.invoke(cmd.gan, [*common, "--evaluate"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])
@@ -299,3 +305,8 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     entry = json.loads((tmp_path / "manifest.json").read_text())["models"][0]
     assert "--supervised-only" in entry["training_command"] and (tmp_path / "out" / "m.safetensors").is_file()
     assert entry["metrics"]["method"] == "supervised only"
+    res = runner.invoke(cmd.gan, [*common, "--steps", "1", "--batch-size", "2", "--segment", "0.1",
+                                  "--supervised-only", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    assert log.count('"start"') == 1 and (tmp_path / "run" / "split.json").read_text() == split

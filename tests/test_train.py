@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from deepsep.checkpoint import load_model
 from deepsep.commands.train import train as train_group
+from deepsep.errors import UsageError
 from deepsep.train import TrainOptions, export_model, load_checkpoint, train
 from deepsep.train.loop import loss_fn, lr_at, make_model, model_from_checkpoint
 from deepsep.weights import load_manifest, sha256_file
@@ -178,6 +179,39 @@ def test_train_command(dirs, tmp_path):
                                            "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
     assert load_manifest(tmp_path / "m.json").entries["t"].arch == "convtasnet"
+
+
+def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
+    """Into a folder that holds a run: refused (exit 2, one line, before any data is read) without
+    --resume or --overwrite; --resume needs a last.pt; --overwrite starts over."""
+    o = _opts(dirs, tmp_path)
+    run_dir = tmp_path / "cli"
+    args = ["unet", "--speech", o.speech_dir, "--noise", o.noise_dir, "--valid-speech", o.valid_speech_dir,
+            "--valid-noise", o.valid_noise_dir, "--valid-dir", o.valid_dir, "--steps", "2", "--batch-size", "2",
+            "--segment", "0.25", "--config", json.dumps(TINY["unet"]), "-o", str(run_dir), "--threads", "1",
+            "--no-progress", "--valid-every", "2"]
+    nowhere = ["--speech", str(tmp_path / "no-speech")]  # data that would fail to load
+    invoke = CliRunner().invoke
+
+    def refused(extra: list[str], words: str) -> None:
+        res = invoke(train_group, [*args, *extra, *nowhere])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert words in res.output, res.output
+
+    refused(["--resume"], "nothing to resume")
+    assert invoke(train_group, args).exit_code == 0
+    before = {f: (run_dir / f).read_bytes() for f in ("last.pt", "best.pt", "log.jsonl")}
+    refused([], "holds last.pt and best.pt of a run: use --resume to continue it or --overwrite to start over")
+    refused(["--resume", "--overwrite"], "cannot go together")
+    assert {f: (run_dir / f).read_bytes() for f in before} == before
+    (run_dir / "last.pt").unlink()  # best.pt alone is a run too
+    refused([], "holds best.pt")
+    with pytest.raises(UsageError, match="--resume to continue"):  # the library refuses as well
+        train(_opts(dirs, tmp_path, out=str(run_dir)), progress=False)
+    res = invoke(train_group, [*args, "--overwrite", "--steps", "1"])
+    assert res.exit_code == 0, res.output
+    starts = [json.loads(line)["step"] for line in open(run_dir / "log.jsonl") if '"start"' in line]
+    assert starts == [0] and load_checkpoint(run_dir / "last.pt")["step"] == 1
 
 
 def test_wideband_training_with_augmentation(dirs, tmp_path, monkeypatch):

@@ -12,13 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..api import EngineOptions, resolve_device
+from ..api import engine_options
+from ..console import THREADS_HELP, err, fail, reported
 from ..errors import DeepsepError
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..weights import get_model, load_manifest, resolve, sha256_file
 
-err = Console(stderr=True)
 out = Console()
 
 
@@ -53,29 +53,26 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Report folder [default: outputs/eval/<model>_<dataset>].")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--segment", type=float, help="Segment length in seconds (as for separate).")
-@click.option("--overlap", type=click.FloatRange(0, 0.99), default=0.25, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--shifts", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
+@click.option("--segment", type=float, help="Segment length in seconds, more than 0 (as for separate).")
+@click.option("--overlap", type=float, default=0.25, show_default=True, help="From 0 to below 1.")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--shifts", type=int, default=1, show_default=True,
               help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
-def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_dir, device, segment, overlap,
-                     batch_size, shifts, limit, plot_items) -> None:
+def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_dir, device, threads, segment,
+                     overlap, batch_size, shifts, limit, plot_items) -> None:
     """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
-    try:
+    with reported():
+        engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
         root = resolve_dataset(dataset, data_root)
         items = detect_items(root)[:limit]
-        device = resolve_device(device)
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
-        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, device, rate)
-    except DeepsepError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate)
     out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = EngineOptions(segment, overlap, batch_size, device, shifts)
     plotted: list[str] = []
 
     def on_item(item, estimates, references, mixture, rate) -> None:
@@ -94,15 +91,14 @@ def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_
             result = evaluate(model, items, engine, baselines, on_item)
         except DeepsepError as e:
             progress.stop()
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-            sys.exit(1)
+            fail(str(e))
     summary = result.summary()
     meta = {
         "deepsep_version": __version__,
         "command": "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "model": {**model_info, "arch_sources": list(model.sources), "sample_rate": model.sample_rate},
         "dataset": {"name": root.name, "path": str(root), "task": items[0].task, "items": len(items)},
-        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": device,
+        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": engine.device,
                    "shifts": shifts},
         "excluded": result.excluded,
     }

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
-from ..train.loop import DATA, TrainOptions, train as run_training
+from ..console import reported
+from ..train.loop import DATA, TrainOptions, prepare_run_folder, train as run_training
 
 WIDE = DATA / "wideband"
 #: the 16 kHz data and augmentation of the wide-band recipes
@@ -84,6 +85,8 @@ def _options(f):
         click.option("--valid-every", type=int, default=None, help="Validate every N steps."),
         click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the LR decay then follows the time budget."),
         click.option("--resume", is_flag=True, help="Continue from <out>/last.pt."),
+        click.option("--overwrite", is_flag=True,
+                     help="Start over in a run folder that holds a run (its last.pt, best.pt and log.jsonl are removed)."),
         click.option("--export", "export_name", default=None,
                      help="After training, export best.pt as deepsep/pretrained/NAME.safetensors + manifest entry."),
         click.option("--no-progress", is_flag=True, help="No progress bar (logs only)."),
@@ -95,7 +98,7 @@ def _options(f):
 
 def _run(recipe: str, kw: dict) -> None:
     export_name = kw.pop("export_name")
-    resume = kw.pop("resume")
+    resume, overwrite = kw.pop("resume"), kw.pop("overwrite")
     progress = not kw.pop("no_progress")
     d = dict(RECIPES[recipe])
     d["config"] = {**d.get("config", {}), **json.loads(kw.pop("config_json"))}
@@ -104,6 +107,8 @@ def _run(recipe: str, kw: dict) -> None:
             d[k] = v
     d.setdefault("out", f"runs/{recipe}")
     opts = TrainOptions(**d)
+    with reported():
+        prepare_run_folder(opts.out_dir, resume, overwrite)
     command = "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     def echo(rec: dict) -> None:

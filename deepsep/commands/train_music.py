@@ -12,6 +12,8 @@ import shlex
 
 import click
 
+from ..console import reported
+from ..train.loop import prepare_run_folder
 from ..train.music import MUSIC_DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
 
 
@@ -61,6 +63,8 @@ def _fmt(d: dict) -> str:
 @click.option("--ckpt-every", type=int, default=100, show_default=True)
 @click.option("--valid-every", type=int, default=250, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
+@click.option("--overwrite", is_flag=True,
+              help="Start over in a run folder that holds a run (its last.pt, best.pt, log.jsonl and split.json are removed).")
 @click.option("--export", "export_name", default=None,
               help="After training, export OUT/best.pt as deepsep/pretrained/NAME.safetensors + manifest entry.")
 @click.option("--evaluate", "evaluate_only", is_flag=True,
@@ -69,7 +73,7 @@ def _fmt(d: dict) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def gan(data, cache, n_valid, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight,
         synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
-        valid_every, resume, export_name, evaluate_only, no_progress) -> None:
+        valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
     """Stereo 4-source masking network, semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     opts = MusicTrainOptions(
         config=json.loads(config_json), data=data, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
@@ -77,6 +81,9 @@ def gan(data, cache, n_valid, supervised_only, steps, max_minutes, batch_size, l
         adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
         device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
     )
+    if not evaluate_only:
+        with reported():
+            prepare_run_folder(opts.out_dir, resume, overwrite)
     if threads:
         import torch
 

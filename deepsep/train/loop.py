@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..metrics import si_sdr
 from ..models.base import SeparationModel
 from ..augment import room_impulse_responses
+from ..errors import UsageError
 from ..registry import ARCHITECTURES, arch_name, build_model
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
 from .validation import ValidationSet, evaluate, validation_set_for
@@ -249,8 +250,34 @@ def make_ema(model: SeparationModel, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def start_run(opts: Any) -> tuple[torch.device, tuple[Path, Path, Path]]:
-    """Set threads, device and seed for a run; make its folder; (device, (last.pt, best.pt, log.jsonl))."""
+#: what a run keeps in its folder and ``--overwrite`` removes (split.json: a music run's validation split)
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "split.json")
+
+
+def prepare_run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Raise UsageError unless a run may use the folder ``out``: a resume needs its last.pt, a new
+    run a folder without checkpoints (last.pt, best.pt), unless ``overwrite``, which removes the
+    old run's files (:data:`RUN_FILES`) first. Called before any data is loaded."""
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite cannot go together: continue the run or start over")
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UsageError(f"nothing to resume: {out / 'last.pt'} does not exist (leave out --resume to start a run)")
+        return
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        return
+    found = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
+    if found:
+        raise UsageError(f"{out} already holds {' and '.join(found)} of a run: use --resume to continue it or "
+                         "--overwrite to start over")
+
+
+def start_run(opts: Any, resume: bool = False) -> tuple[torch.device, tuple[Path, Path, Path]]:
+    """Check the run folder (:func:`prepare_run_folder`); set threads, device and seed for a run;
+    make its folder; (device, (last.pt, best.pt, log.jsonl))."""
+    prepare_run_folder(opts.out_dir, resume)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     out = opts.out_dir
@@ -370,7 +397,7 @@ def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, pro
 def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; return the final summary (steps done, best validation)."""
-    device, paths = start_run(opts)
+    device, paths = start_run(opts, resume)
     model = make_model(opts).to(device)
     sr = model.sample_rate
     segment = int(round(opts.segment * sr))
@@ -387,7 +414,7 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     ema = make_ema(model, opts.ema)
     step, best, prior = 0, -math.inf, 0.0
-    if resume and paths[0].is_file():
+    if resume:
         ck = resume_from(paths[0], model, opt, data)
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
         if ema is not None and "ema" in ck:  # a run started without --ema starts its average here

@@ -343,7 +343,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    device, paths = start_run(opts)
+    device, paths = start_run(opts, resume)
     model = make_model(opts).to(device)
     data = data or load_data(opts)
     require_known_stems(data)
@@ -352,7 +352,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
     step, best, prior = 0, -math.inf, 0.0
-    if resume and paths[0].is_file():
+    if resume:
         ck = resume_from(paths[0], model, opt, batches)
         if adversary is not None and "adversary" in ck:
             adversary.load_state_dict(ck["adversary"])
