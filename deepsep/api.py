@@ -416,9 +416,13 @@ def _stream(
     inputs = Fifo(info.channels)  # input samples whose stems are not written yet
 
     def emit(stems: torch.Tensor, last: bool = False) -> None:
-        """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers."""
+        """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers.
+        At the end, input samples that the round trip through the model's rate did not give back
+        (a sample or two of rounding) go to the last source too."""
         flat = stems.reshape(n_src * info.channels, -1).numpy()
         back = from_model(flat, last=last).reshape(n_src, info.channels, -1)
+        if last and len(inputs) > back.shape[-1]:
+            back = np.concatenate([back, np.zeros((n_src, info.channels, len(inputs) - back.shape[-1]), back.dtype)], -1)
         back[-1] += inputs.pop(back.shape[-1]) - back.sum(axis=0)
         mixed = torch.einsum("os,sct->oct", mix_matrix, torch.from_numpy(back)).numpy()
         for w, block in zip(writers, mixed):

@@ -161,6 +161,10 @@ class Fifo:
             self._blocks.append(block)
             self._size += block.shape[-1]
 
+    def __len__(self) -> int:
+        """Samples held."""
+        return self._size
+
     def pop(self, n: int) -> np.ndarray:
         """The next ``n`` samples, (channels, n)."""
         out = np.zeros((self.channels, n), dtype=np.float32)
