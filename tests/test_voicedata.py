@@ -128,3 +128,25 @@ def test_data_mix_command(corpus, tmp_path):
     res = CliRunner().invoke(data_group, ["mix", "--speech", str(sp), "--noise", str(nz), "--out", str(tmp_path / "p"),
                                           "--snr", "loud"])
     assert res.exit_code != 0
+
+
+def test_opus_corpora_are_read_at_the_model_rate(tmp_path):
+    """The shared data's layout: Ogg Opus speech at 16 kHz and noise at 48 kHz, read at 16 kHz."""
+    from deepsep.voicedata import list_audio, load_mono
+
+    t = np.arange(2 * 48000) / 48000
+    (tmp_path / "speech").mkdir()
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "speech" / "a.opus", (0.3 * np.sin(2 * np.pi * 440 * t[::3])).astype(np.float32), 16000,
+             format="OGG", subtype="OPUS")
+    sf.write(tmp_path / "noise" / "b.opus", (0.3 * np.sin(2 * np.pi * 12000 * t)).astype(np.float32), 48000,
+             format="OGG", subtype="OPUS")
+    assert sorted(p.name for p in list_audio(tmp_path)) == ["a.opus", "b.opus"]
+    speech, noise = load_mono(tmp_path / "speech" / "a.opus", 16000), load_mono(tmp_path / "noise" / "b.opus", 16000)
+    assert abs(len(speech) - 2 * 16000) < 400 and abs(len(noise) - 2 * 16000) < 400
+    spec = np.abs(np.fft.rfft(speech))
+    assert abs(np.argmax(spec) * 16000 / len(speech) - 440) < 5  # the tone kept its pitch
+    assert np.sqrt(np.mean(noise ** 2)) < 0.01  # 12 kHz is above the 16 kHz rate's band: filtered out
+    mixer = OnTheFlyMixer.from_folders(tmp_path / "speech", tmp_path / "speech", 16000, 8000)
+    mix, voice, noise_ = mixer.example()
+    torch.testing.assert_close(mix, voice + noise_)
