@@ -2,27 +2,43 @@
 
 Memory stays bounded whatever the file's length: the input is read in blocks, resampled by
 streaming resamplers, separated by :class:`~deepsep.engine.StreamingSeparator` and written in
-blocks to temporary files that are renamed only once complete.
+blocks to hidden temporary files that are renamed only once every stem of the file is complete.
+
+Outputs go to ``<out>/<--filename template>`` (default ``<track>/<stem>.<ext>``) or, with
+``--suffix``, beside the input; existing outputs are refused unless the options say to replace or
+skip them, and SIGINT/SIGTERM (see :func:`interrupts_raise`) remove the hidden files on the way out.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import string
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .audio import AUDIO_EXTENSIONS, AudioReader, Fifo, StemWriter, StreamResampler, subtype_for
+from .audio import (
+    AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
+)
 from .engine import StreamingSeparator
-from .errors import AudioError, DeepsepError, UsageError
+from .errors import AudioError, DeepsepError, ModelError, UsageError
 from .models.base import SeparationModel
-from .weights import Manifest, alias_for_rate, get_model
+from .weights import TEST_MODELS, Manifest, alias_for_rate, get_model, load_manifest
 
 CLIP_POLICIES = ("rescale", "clamp", "none")
+#: the fields of a --filename template, and the default one (Demucs' layout without the model folder)
+FILENAME_FIELDS = ("model", "track", "stem", "ext")
+DEFAULT_FILENAME = "{track}/{stem}.{ext}"
+#: a file whose outputs exist: refuse it (an error), overwrite them, or skip the file when all exist
+EXISTING_POLICIES = ("refuse", "overwrite", "skip")
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,9 @@ class OutputOptions:
     bits: int = 16
     clip: str = "rescale"
     atten_lim: float | None = None  # dB: the most a voice/noise model takes off the noise in `voice`
+    filename: str = DEFAULT_FILENAME  # where each stem goes under the output folder (--filename)
+    suffix: str | None = None  # instead: one stem beside the input, as <name><suffix>.<fmt> (--suffix)
+    existing: str = "refuse"  # outputs that exist already: one of EXISTING_POLICIES
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class FileResult:
     gain_db: float = 0.0  # the common gain that "rescale" applied (0: none)
     model: str = ""  # the model that separated it (a rate-dependent alias picks one per file)
     error: str | None = None
+    skipped: bool = False  # --skip-existing: every output existed, nothing was done
 
     @property
     def rtf(self) -> float:
@@ -104,6 +124,43 @@ def input_files(paths: Sequence[str | Path], input_dir: str | None = None) -> li
     return files
 
 
+def unique_tracks(files: Sequence[Path], per_folder: bool = False) -> list[str]:
+    """Track names (:func:`track_name`), made distinct when inputs share one (song.wav, song.flac ->
+    song, song_flac): across the batch, or only among files of the same folder (``per_folder``)."""
+    names: list[str] = []
+    seen: set[tuple[Path | None, str]] = set()
+    for f in files:
+        folder = f.parent if per_folder else None
+        name = track_name(f)
+        if (folder, name) in seen:
+            base = f"{name}_{f.suffix.lstrip('.')}" if f.suffix else name
+            name, i = base, 2
+            while (folder, name) in seen:
+                name, i = f"{base}_{i}", i + 1
+        seen.add((folder, name))
+        names.append(name)
+    return names
+
+
+def plan_inputs(files: Sequence[Path], output: OutputOptions) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """The batch as (file, track name) pairs, and the files left out: with ``--suffix``, inputs named
+    like the output of another input (``call_clean.wav`` or ``.flac`` beside ``call.flac``: an earlier run's).
+    A UsageError when several files would share their outputs (a --filename without {track})."""
+    dropped: list[Path] = []
+    if output.suffix is not None:  # in any format: an earlier run may have written another
+        outs = {_absolute(f.parent / f"{track_name(f)}{output.suffix}") for f in files}
+        dropped = [f for f in files if _absolute(f.parent / track_name(f)) in outs]
+        files = [f for f in files if f not in dropped]
+    elif len(files) > 1 and "track" not in filename_fields(output.filename):
+        raise UsageError(f"--filename {output.filename!r} has no {{track}}: the {len(files)} files would all be "
+                         "written to the same paths")
+    return list(zip(files, unique_tracks(files, per_folder=output.suffix is not None))), dropped
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))
+
+
 def track_name(path: Path) -> str:
     """'song.wav' -> 'song'; MUSDB's 'Artist - Title.stem.mp4' -> 'Artist - Title'."""
     name = path.name
@@ -142,8 +199,147 @@ def check_output(output: OutputOptions, sources: Sequence[str] | None = None) ->
     if output.stems and len(set(output.stems)) < len(output.stems):
         raise UsageError(f"--stems {','.join(output.stems)}: a stem is named twice")
     check_atten_lim(output.atten_lim)
+    if output.existing not in EXISTING_POLICIES:
+        raise UsageError(f"existing outputs: {output.existing!r} is not one of {', '.join(EXISTING_POLICIES)}")
+    if output.suffix is not None:
+        check_suffix(output)
+    else:
+        check_filename(output.filename)
     if sources is not None:
-        stem_matrix(sources, output)  # a stem the model lacks; --atten-lim on a model without voice/noise
+        names, _ = stem_matrix(sources, output)  # a stem the model lacks; --atten-lim on a model without voice/noise
+        if output.suffix is None and len(set(output_paths(Path(), Path(), "t", "m", names, output).values())) < len(names):
+            raise UsageError(f"--filename {output.filename!r} gives different stems ({', '.join(names)}) the same name")
+
+
+def filename_fields(template: str) -> list[str]:
+    """The fields of a --filename template ('{track}/{stem}.{ext}' -> track, stem, ext); a
+    UsageError when it is not a valid template."""
+    try:
+        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise UsageError(f"--filename {template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
+
+
+def check_filename(template: str) -> None:
+    """Raise UsageError unless ``template`` is a usable --filename: only the fields of
+    FILENAME_FIELDS, {stem} among them, and a path inside the output folder."""
+    fields = filename_fields(template)
+    unknown = [f for f in fields if f not in FILENAME_FIELDS]
+    if unknown:
+        raise UsageError(f"--filename {template!r}: unknown field {{{unknown[0]}}} (the fields are "
+                         f"{', '.join('{' + f + '}' for f in FILENAME_FIELDS)})")
+    if "stem" not in fields:
+        raise UsageError(f"--filename {template!r} has no {{stem}}: every stem of a file would get the same name")
+    try:
+        path = render_filename(template, model="model", track="track", stem="stem", ext="wav")
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise UsageError(f"--filename {template!r}: {e}") from None
+    if path.is_absolute() or ".." in path.parts or not path.name:
+        raise UsageError(f"--filename {template!r}: give a file path inside the output folder (-o), without '..'")
+
+
+def check_suffix(output: OutputOptions) -> None:
+    """Raise UsageError unless --suffix can name a file beside its input (not the input itself)."""
+    suffix = output.suffix or ""
+    if not suffix or "/" in suffix or os.sep in suffix or "\0" in suffix:
+        raise UsageError(f"--suffix {suffix!r}: give a non-empty text without '/', added to the input's name")
+    if output.filename != DEFAULT_FILENAME:
+        raise UsageError("--suffix and --filename cannot go together: --suffix writes beside each input")
+
+
+def output_root(out_dir: Path | None, output: OutputOptions) -> Path:
+    """The output folder: ``out_dir`` (default ``outputs``); a UsageError for -o with --suffix,
+    which writes beside each input."""
+    if output.suffix is not None and out_dir is not None:
+        raise UsageError("-o and --suffix cannot go together: --suffix writes beside each input")
+    return out_dir if out_dir is not None else Path("outputs")
+
+
+def existing_policy(overwrite: bool = False, skip_existing: bool = False) -> str:
+    """The EXISTING_POLICIES entry that --overwrite and --skip-existing ask for (a UsageError for both)."""
+    if overwrite and skip_existing:
+        raise UsageError("--overwrite and --skip-existing cannot go together: give one")
+    return "overwrite" if overwrite else "skip" if skip_existing else "refuse"
+
+
+def render_filename(template: str, *, model: str, track: str, stem: str, ext: str) -> Path:
+    """A --filename template filled in: the path of one stem under the output folder."""
+    return Path(template.format(model=model, track=track, stem=stem, ext=ext))
+
+
+def model_label(name: str) -> str:
+    """A model name as {model} writes it: a local file's name without '.safetensors', others as they are."""
+    return Path(name).name.removesuffix(".safetensors") or name
+
+
+def output_paths(path: Path, out_dir: Path, track: str, model_name: str, names: Sequence[str],
+                 output: OutputOptions) -> dict[str, Path]:
+    """Stem name -> the file it is written to: ``out_dir / <--filename>``, or with --suffix the
+    one stem beside the input, ``<track><suffix>.<fmt>``."""
+    if output.suffix is not None:
+        return {name: path.parent / f"{track}{output.suffix}.{output.fmt}" for name in names[:1]}
+    model = model_label(model_name)
+    return {n: out_dir / render_filename(output.filename, model=model, track=track, stem=n, ext=output.fmt)
+            for n in names}
+
+
+def spectrogram_path(result: FileResult, out_dir: Path, output: OutputOptions) -> Path:
+    """Where --plot puts a file's spectrograms: the --filename path of a stem named 'spectrograms'
+    (``<track>/spectrograms.png``), or beside the --suffix output with '.png'."""
+    if output.suffix is not None:
+        return next(iter(result.outputs.values())).with_suffix(".png")
+    return out_dir / render_filename(output.filename, model=model_label(result.model), track=result.track,
+                                     stem="spectrograms", ext="png")
+
+
+def known_sources(manifest: Manifest | None = None, models: Iterable[SeparationModel] = ()) -> frozenset[str]:
+    """Every source name of the manifest's models, the test models and ``models``: the stems that
+    other separations may have left in a track folder."""
+    found = {s for _, config, _ in TEST_MODELS.values() for s in config["sources"]}
+    try:
+        entries = (manifest or load_manifest()).entries.values()
+    except ModelError:
+        entries = ()
+    found.update(s for e in entries for s in e.sources)
+    found.update(s for m in models for s in m.sources)
+    return frozenset(found)
+
+
+def other_stem_paths(path: Path, out_dir: Path, track: str, model_name: str, sources: Sequence[str],
+                     output: OutputOptions, known: Collection[str]) -> list[Path]:
+    """Where stems of the ``known`` sources that this model does not have would be for this track
+    (in every output format): stems a model with other sources wrote."""
+    ours = {*sources, *(f"no_{s}" for s in sources)}
+    theirs = sorted({*known, *(f"no_{s}" for s in known)} - ours)
+    if output.suffix is not None or not theirs:
+        return []
+    return [p for ext in OUTPUT_FORMATS
+            for p in output_paths(path, out_dir, track, model_name, theirs, OutputOptions(
+                filename=output.filename, fmt=ext)).values()]
+
+
+def skip_or_refuse(targets: dict[str, Path], others: Iterable[Path], output: OutputOptions) -> bool:
+    """Whether to skip a file (--skip-existing, every output exists); a DeepsepError when outputs
+    exist that may not be replaced, or when the track's folder holds stems of another set of
+    sources (voice/noise beside vocals/drums/bass/other), unless --overwrite."""
+    if output.existing == "overwrite":
+        return False
+    present = [p for p in targets.values() if os.path.lexists(p)]
+    if present and output.existing == "skip":
+        if len(present) == len(targets):
+            return True
+        missing = next(p for p in targets.values() if p not in present)
+        raise DeepsepError(f"{present[0]} exists but {missing.name} does not (an earlier run with other stems?): "
+                           "--overwrite separates the file again")
+    if present:
+        raise DeepsepError(f"{present[0]} exists: --overwrite replaces the outputs, --skip-existing skips files "
+                           "whose outputs all exist")
+    other = next((p for p in others if os.path.lexists(p)), None)
+    if other is not None:
+        raise DeepsepError(f"{other.parent} holds stems of another model ({other.name}); writing "
+                           f"{', '.join(targets)} there would mix two separations: use --filename "
+                           '"{model}/{track}/{stem}.{ext}" to keep both apart, or --overwrite')
+    return False
 
 
 def output_bits(bits: int | None, int24: bool = False, float32: bool = False) -> int:
@@ -229,7 +425,23 @@ def stem_matrix(sources: Sequence[str], opts: OutputOptions) -> tuple[list[str],
     """Output stem names and the (stems, sources) matrix that makes them from the model's sources
     (after :func:`limit_attenuation`, folded in)."""
     names, select = _select_matrix(list(sources), opts)
+    if opts.suffix is not None:
+        names, select = _one_stem(list(sources), opts, names, select)
     return names, (select @ atten_lim_matrix(sources, opts.atten_lim)).astype(np.float32)
+
+
+def _one_stem(sources: list[str], opts: OutputOptions, names: list[str], select: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """--suffix writes one stem: the one --stems or --two-stems picks, else a voice/noise model's voice."""
+    if opts.two_stems is None and opts.stems:
+        if len(names) != 1:
+            raise UsageError(f"--suffix writes one stem, and --stems {','.join(names)} picks {len(names)}")
+    elif opts.two_stems is None:
+        if sorted(sources) != sorted(VOICE_NOISE):
+            raise UsageError("--suffix writes one stem: pick it with --stems or --two-stems (the model's sources "
+                             f"are {', '.join(sources)})")
+        i = names.index("voice")
+        names, select = names[i:], select[i:]
+    return names[:1], select[:1]
 
 
 def _select_matrix(sources: list[str], opts: OutputOptions) -> tuple[list[str], np.ndarray]:
@@ -313,32 +525,48 @@ def separate_file(
     track: str | None = None,
     progress: ProgressFn | None = None,
     block_seconds: float = 5.0,
+    model_name: str = "model",
+    known: Collection[str] | None = None,
 ) -> FileResult:
-    """Separate one file into ``out_dir/<track>/<stem>.<fmt>``; raise DeepsepError on bad input.
+    """Separate one file into the paths of :func:`output_paths` (default ``out_dir/<track>/<stem>.<fmt>``);
+    raise DeepsepError on bad input, and on outputs that exist (see :func:`skip_or_refuse`;
+    ``known``: the source names of other models, default those of :func:`known_sources`).
+    ``model_name`` is the model's name for --filename's {model}.
 
-    Outputs keep the input's sample rate and channel count. On any error the temporary files
-    are removed and earlier outputs under the final names are left as they were.
+    Outputs keep the input's sample rate and channel count. Stems are written to hidden files in
+    the output folder (``out_dir``; with --suffix the input's folder) and renamed together when
+    all are complete, so that a track folder appears only then. On any error, or SIGINT/SIGTERM
+    (see :func:`interrupts_raise`), the hidden files are removed and earlier outputs under the
+    final names are left as they were. Hidden files that killed runs left in these folders are
+    removed first.
     """
     start = time.perf_counter()
     check_output(output, model.sources)
     major, subtype = subtype_for(output.fmt, output.bits)
     names, matrix = stem_matrix(model.sources, output)
     track = track or track_name(path)
+    targets = output_paths(path, out_dir, track, model_name, names, output)
+    staging = path.parent if output.suffix is not None else out_dir
+    for folder in {staging, *(p.parent for p in targets.values())}:
+        remove_stale_partials(folder)
+    others = other_stem_paths(path, out_dir, track, model_name, model.sources, output,
+                              known_sources() if known is None else known)
+    if skip_or_refuse(targets, others, output):
+        return FileResult(path, track, outputs=targets, model=model_name, skipped=True)
     with AudioReader(path) as reader:
         info = reader.info
-        folder = out_dir / track
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            staging.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise DeepsepError(f"cannot create output folder {folder}: {e.strerror or e}") from None
+            raise DeepsepError(f"cannot create output folder {staging}: {_reason(e)}") from None
         writers: list[StemWriter] = []
         try:
-            for name in names:
-                writers.append(StemWriter(folder / f"{name}.{output.fmt}", info.sample_rate, info.channels))
+            for i, final in enumerate(targets.values()):
+                writers.append(StemWriter(final, info.sample_rate, info.channels, staging, tag=i))
         except (OSError, RuntimeError) as e:
             for w in writers:
                 w.discard()
-            raise DeepsepError(f"cannot write in output folder {folder}: {_reason(e)}") from None
+            raise DeepsepError(f"cannot write in output folder {staging}: {_reason(e)}") from None
         try:
             frames, peak = _stream(model, reader, writers, matrix, engine, progress, block_seconds)
             if peak == 0.0:
@@ -347,16 +575,110 @@ def separate_file(
             scale = 1.0
             if output.clip == "rescale" and out_peak > 1.0:
                 scale = 1.0 / (1.01 * out_peak)  # one gain for all stems keeps their sum consistent
-            outputs = {}
-            for name, w in zip(names, writers):
-                outputs[name] = w.finish(frames, major, subtype, scale, clamp=output.clip == "clamp")
+            for w in writers:
+                w.convert(frames, major, subtype, scale, clamp=output.clip == "clamp")
+            _commit(writers)
         except BaseException:
             for w in writers:
                 w.discard()
             raise
-    result = FileResult(path, track, frames / info.sample_rate, time.perf_counter() - start, outputs)
+    result = FileResult(path, track, frames / info.sample_rate, time.perf_counter() - start, targets, model=model_name)
     result.gain_db = float(20 * np.log10(scale)) if scale != 1.0 else 0.0
     return result
+
+
+def _commit(writers: Sequence[StemWriter]) -> None:
+    """Rename every complete stem to its final name, creating its folder only now. SIGINT and
+    SIGTERM wait until the renames are done, so that a file's stems appear together."""
+    with signals_deferred():
+        for folder in dict.fromkeys(w.final.parent for w in writers):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise DeepsepError(f"cannot create output folder {folder}: {_reason(e)}") from None
+        for w in writers:
+            try:
+                w.commit()
+            except OSError as e:
+                raise DeepsepError(f"cannot write {w.final}: {_reason(e)}") from None
+
+
+def separate_files(
+    models: ModelCache,
+    files: Sequence[tuple[Path, str]],
+    out_dir: Path,
+    output: OutputOptions = OutputOptions(),
+    engine: EngineOptions = EngineOptions(),
+    progress_for: Callable[[Path, str], ProgressFn | None] | None = None,
+) -> Iterator[FileResult]:
+    """Separate a batch of (file, track name) pairs (:func:`plan_inputs`) one after the other,
+    yielding each file's result: a file that fails has its ``error`` set and the batch goes on.
+    ``progress_for(file, track)`` gives the progress callback of a file as it starts."""
+    known = known_sources(models.manifest, models.loaded.values())
+    for path, track in files:
+        name = ""
+        try:
+            name, model = models.for_file(path)
+            result = separate_file(model, path, out_dir, output, engine, track=track,
+                                   progress=progress_for(path, track) if progress_for else None,
+                                   model_name=name, known=known)
+        except DeepsepError as e:
+            result = FileResult(path, track, model=name, error=str(e))
+        except Exception as e:  # an unexpected failure on one file: report it, go on with the others
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            result = FileResult(path, track, model=name, error=f"{path}: {type(e).__name__}: {detail}")
+        yield result
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program was (see :func:`interrupts_raise`), so that the
+    hidden files of the file being written are removed on the way out."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by the signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Inside, SIGINT and SIGTERM raise :class:`Interrupted`; the first one only: later ones are
+    ignored while the program cleans up. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        for s in INTERRUPTS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive inside are delivered on the way out (where the OS can hold them)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class ArraySink:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -200,18 +201,26 @@ def subtype_for(fmt: str, bits: int) -> tuple[str, str]:
     return major, subtypes[bits]
 
 
-class StemWriter:
-    """Write one stem in blocks to a hidden float32 file; ``finish`` converts and renames it.
+#: the hidden files of a StemWriter: ``.<final name>.partial-<PID>[-<N>][.w64]``
+PARTIAL_NAME = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-\d+)?(?:\.w64)?$")
 
-    Until ``finish`` succeeds nothing exists under the final name (an older file there stays
-    untouched); ``discard`` removes the temporary file.
+
+class StemWriter:
+    """Write one stem in blocks to a hidden float32 file; ``convert`` writes it in the output
+    format under a second hidden name, ``commit`` renames that to the final name.
+
+    The hidden files lie in ``staging`` (default: the final name's folder, which then must exist),
+    named ``.<final name>.partial-<PID>-<tag>`` (see :data:`PARTIAL_NAME`), so that a stem's folder
+    need not exist before the stem is complete. Until ``commit`` nothing exists under the final
+    name (an older file there stays untouched); ``discard`` removes the hidden files.
     """
 
-    def __init__(self, final: Path, sample_rate: int, channels: int):
+    def __init__(self, final: Path, sample_rate: int, channels: int, staging: Path | None = None, tag: int = 0):
         self.final = final
         self.sample_rate = sample_rate
         self.channels = channels
-        self.tmp = final.with_name(f".{final.name}.partial-{os.getpid()}.w64")
+        self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{tag}"
+        self.tmp = self.partial.with_name(self.partial.name + ".w64")
         self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
         self.frames = 0
         self.peak = 0.0
@@ -223,12 +232,11 @@ class StemWriter:
             self.frames += block.shape[-1]
             self.peak = max(self.peak, float(np.abs(block).max()))
 
-    def finish(self, frames: int, major: str, subtype: str, scale: float, clamp: bool, block: int = 1 << 16) -> Path:
-        """Write exactly ``frames`` samples (zero-padded if fewer came) times ``scale`` to the final name."""
+    def convert(self, frames: int, major: str, subtype: str, scale: float, clamp: bool, block: int = 1 << 16) -> None:
+        """Write exactly ``frames`` samples (zero-padded if fewer came) times ``scale`` in the output format."""
         self._f.close()
-        partial = self.final.with_name(f".{self.final.name}.partial-{os.getpid()}")
         with sf.SoundFile(str(self.tmp)) as src, sf.SoundFile(
-            str(partial), "w", self.sample_rate, self.channels, subtype=subtype, format=major
+            str(self.partial), "w", self.sample_rate, self.channels, subtype=subtype, format=major
         ) as dst:
             left = frames
             while left > 0:
@@ -240,13 +248,52 @@ class StemWriter:
                     data = np.clip(data, -1.0, 1.0 - 2.0**-23 if subtype.startswith("PCM") else 1.0)
                 dst.write(data)
                 left -= len(data)
-        os.replace(partial, self.final)
         self.tmp.unlink(missing_ok=True)
+
+    def commit(self) -> Path:
+        """Rename the converted stem to its final name (its folder must exist), replacing any file there."""
+        os.replace(self.partial, self.final)
         return self.final
 
     def discard(self) -> None:
         if not self._f.closed:
             self._f.close()
         self.tmp.unlink(missing_ok=True)
-        for p in self.final.parent.glob(f".{self.final.name}.partial-{os.getpid()}"):
-            p.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user counts; on Windows,
+    where signal 0 would end the process, every one counts)."""
+    if os.name == "nt":
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the hidden files that StemWriters of processes no longer running left in ``folder``
+    (killed before they could clean up); files of running processes and any other file stay."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # absent, not a folder, unreadable: nothing of ours to remove
+        return removed
+    for entry in entries:
+        m = PARTIAL_NAME.match(entry.name)
+        if m and entry.is_file(follow_symlinks=False) and not pid_alive(int(m["pid"])):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed

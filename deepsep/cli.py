@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from rich.table import Table
 
 from . import __version__
 from .api import (
-    CLIP_POLICIES, FileResult, ModelCache, OutputOptions, check_output, clip_warning, engine_options, input_files,
-    output_bits, separate_file, track_name,
+    CLIP_POLICIES, DEFAULT_FILENAME, FileResult, Interrupted, ModelCache, OutputOptions, check_output, clip_warning,
+    engine_options, existing_policy, input_files, interrupts_raise, output_bits, output_root, plan_inputs,
+    separate_files, spectrogram_path,
 )
 from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
@@ -39,8 +41,16 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--input", "input_dir", metavar="DIR", help="Separate every audio file in DIR ('custom' means ./input).")
 @click.option("-m", "--model", "model_name", metavar="NAME", help="Model name, alias or .safetensors file (see `deepsep models`).")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("outputs"), show_default=True,
-              help="Output folder: stems go to OUT/<track>/<stem>.<ext>.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
+              help="Output folder: stems go to OUT/<track>/<stem>.<ext> (see --filename) [default: outputs].")
+@click.option("--filename", default=DEFAULT_FILENAME, show_default=True, metavar="TEMPLATE",
+              help="Path of each stem under OUT, from the fields {model}, {track}, {stem} and {ext}, e.g. "
+                   "'{model}/{track}/{stem}.{ext}'.")
+@click.option("--suffix", metavar="SUFFIX",
+              help="Write one stem beside each input instead, as <name>SUFFIX.<ext> (e.g. -m voice --suffix _clean: "
+                   "call.flac -> call_clean.wav, the voice); music models need --stems or --two-stems to pick it.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (by default a file whose outputs exist fails).")
+@click.option("--skip-existing", is_flag=True, help="Skip files whose outputs all exist (resume a batch).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
@@ -60,85 +70,101 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--atten-lim", type=float, metavar="DB",
               help="Voice/noise models: attenuate the noise in `voice` by at most DB dB (12: the noise stays "
                    "at -12 dB; the rest is in `noise`, the stems still add up to the input) [default: no limit].")
-@click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes).")
+@click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes; the --filename of a stem "
+                   "'spectrograms' with ext png; with --suffix, beside the output as .png).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-def separate(paths, input_dir, model_name, out_dir, device, threads, segment, overlap, batch_size, shifts, stems,
-             two_stems, fmt, bits, int24, float32, clip, atten_lim, plot, quiet) -> None:
+def separate(**options) -> None:
     """Separate audio files (or every file of --input DIR) into stems.
 
     With a model alias that depends on the sample rate (see `deepsep models`), each file gets the
     model for its rate. Options are checked (against every model the files need) before any file
-    is separated: a usage error exits with status 2."""
+    is separated: a usage error exits with status 2. A file whose outputs exist fails unless
+    --overwrite or --skip-existing. SIGINT and SIGTERM remove the unfinished files and exit with
+    status 130 and 143."""
+    try:
+        with interrupts_raise():
+            _separate(**options)
+    except Interrupted as e:
+        err.print(f"[bold red]interrupted[/] ({e}): unfinished outputs removed", highlight=False)
+        sys.exit(e.exit_status)
+
+
+def _separate(paths, input_dir, model_name, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
+              segment, overlap, batch_size, shifts, stems, two_stems, fmt, bits, int24, float32, clip, atten_lim, plot,
+              quiet) -> None:
     with reported():
         output = OutputOptions(_split_stems(stems), two_stems, fmt, output_bits(bits and int(bits), int24, float32),
-                               clip, atten_lim)
+                               clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing))
         check_output(output)
+        out_dir = output_root(out_dir, output)
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
-        files = input_files(paths, input_dir)
+        batch, dropped = plan_inputs(input_files(paths, input_dir), output)
         manifest = load_manifest()
         models = ModelCache(model_name or manifest.default, engine.device, manifest)
-        for model in models.preload(files).values():  # every model the files need, each loaded once
+        for model in models.preload(path for path, _ in batch).values():  # every model the files need, once
             check_output(output, model.sources)
     warning = clip_warning(output)
     if warning:
         warn(warning)
-    results = _run_batch(models, files, out_dir, output, engine, quiet)
+    if dropped:
+        warn(f"{len(dropped)} input(s) named like the --suffix output of another input, not separated: "
+             f"{', '.join(map(str, dropped[:3]))}{', ...' if len(dropped) > 3 else ''}")
+    results = _run_batch(models, batch, out_dir, output, engine, quiet)
     if plot:
         for r in results:
-            if not r.error:
-                r.outputs["spectrograms"] = plot_outputs(r.path, r.outputs, out_dir / r.track / "spectrograms.png")
+            if not r.error and not r.skipped:
+                r.outputs["spectrograms"] = plot_outputs(r.path, dict(r.outputs), spectrogram_path(r, out_dir, output))
     if not quiet:
-        _print_summary(results, out_dir)
+        _print_summary(results, None if suffix is not None else out_dir)
     failed = [r for r in results if r.error]
     if failed:
         err.print(f"[bold red]{len(failed)} of {len(results)} file(s) failed[/]", highlight=False)
         sys.exit(1)
 
 
-def _unique_tracks(files: list[Path]) -> list[str]:
-    """Track names, made distinct when two inputs share one (song.wav, song.flac)."""
-    names, seen = [], set()
-    for f in files:
-        name = track_name(f)
-        if name in seen:
-            name = f"{name}_{f.suffix.lstrip('.')}" if f.suffix else f"{name}_{len(seen)}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-def _run_batch(models: ModelCache, files, out_dir, output, engine, quiet) -> list[FileResult]:
+def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> list[FileResult]:
     results: list[FileResult] = []
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet, transient=False,
     )
+    tasks = []
+
+    def start(path: Path, track: str):
+        tasks.append(progress.add_task(track[:40], total=None))
+        return lambda done, total, task=tasks[-1]: progress.update(task, completed=done, total=total)
+
     with progress:
-        for path, track in zip(files, _unique_tracks(files)):
-            task = progress.add_task(track[:40], total=None)
-
-            def report(done: int, total: int | None, task=task) -> None:
-                progress.update(task, completed=done, total=total)
-
-            try:
-                name, model = models.for_file(path)
-                result = separate_file(model, path, out_dir, output, engine, track=track, progress=report)
-                result.model = name
-                progress.update(task, completed=1, total=1)
-            except DeepsepError as e:
-                result = FileResult(path, track, error=str(e))
-            except Exception as e:  # an unexpected failure on one file: report it, go on with the others
-                detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                result = FileResult(path, track, error=f"{path}: {type(e).__name__}: {detail}")
+        for result in separate_files(models, batch, out_dir, output, engine, start):
+            if len(tasks) <= len(results):  # failed before it started (its model or header)
+                start(result.path, result.track)
+            task, label = tasks[-1], result.track[:40]
             if result.error:
-                progress.update(task, description=f"[red]{track[:40]}[/]")
+                progress.update(task, description=f"[red]{label}[/]")
                 progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+            else:
+                progress.update(task, completed=1, total=1,
+                                description=f"{label} (skipped: outputs exist)" if result.skipped else label)
             results.append(result)
     return results
 
 
-def _print_summary(results: list[FileResult], out_dir: Path) -> None:
-    table = Table(title=f"deepsep: {sum(not r.error for r in results)} of {len(results)} separated into {out_dir}/")
+def _outputs_text(r: FileResult, out_dir: Path | None) -> str:
+    """'song/: vocals.wav, drums.wav': the outputs' folder (under the output folder) and their names."""
+    paths = list(r.outputs.values())
+    if out_dir is None:  # --suffix: beside each input
+        return ", ".join(map(str, paths))
+    folder = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    shown = folder.relative_to(out_dir) if folder.is_relative_to(out_dir) else folder
+    return f"{shown}/: " + ", ".join(str(p.relative_to(folder)) for p in paths)
+
+
+def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
+    done = sum(not r.error and not r.skipped for r in results)
+    skipped = sum(r.skipped for r in results)
+    where = f"into {out_dir}/" if out_dir is not None else "beside their inputs"
+    title = f"deepsep: {done} of {len(results)} separated {where}" + (f", {skipped} skipped (outputs exist)" if skipped else "")
+    table = Table(title=title)
     columns = (("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"),
                ("outputs", "left"))
     for col, justify in columns:
@@ -147,11 +173,13 @@ def _print_summary(results: list[FileResult], out_dir: Path) -> None:
         if r.error:
             table.add_row(str(r.path), r.model, "", "", "", "[red]failed[/]")
             continue
-        stems = ", ".join(r.outputs)
+        if r.skipped:
+            table.add_row(str(r.path), r.model, "", "", "", f"skipped, they exist: {_outputs_text(r, out_dir)}")
+            continue
+        stems = _outputs_text(r, out_dir)
         if r.gain_db:
             stems += f"  (rescaled {r.gain_db:+.1f} dB to avoid clipping)"
-        table.add_row(str(r.path), r.model, f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}",
-                      f"{r.track}/: {stems}")
+        table.add_row(str(r.path), r.model, f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}", stems)
     out.print(table)
 
 

@@ -135,4 +135,5 @@ def plot_outputs(source: Path, stems: dict[str, Path], path: Path, seconds: floa
     signals = {"input": mix} if mix is not None else {}
     for name, p in stems.items():
         signals[name], rate = head(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return plot_spectrograms(signals, rate, path, source.name)

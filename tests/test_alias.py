@@ -176,3 +176,12 @@ def test_options_are_checked_against_each_model_of_a_rate_alias(tmp_path, write_
         res = run("separate", str(narrow), str(wide), "-m", "mixed", "-o", str(tmp_path / "out"), *args)
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert "speech, noise" in res.output and not (tmp_path / "out").exists(), res.output
+
+
+def test_filename_model_field_is_the_model_picked_for_each_file(rate_manifest, tmp_path, write_audio):
+    files = [write_audio("a8.wav", 0.5, 8000), write_audio("b16.wav", 0.5, 16000)]
+    out = tmp_path / "out"
+    res = run("separate", *map(str, files), "-m", "voice", "-o", str(out), "-q", "--filename", "{model}/{track}/{stem}.{ext}")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == [
+        "voice-16k/b16/noise.wav", "voice-16k/b16/voice.wav", "voice-8k/a8/noise.wav", "voice-8k/a8/voice.wav"]

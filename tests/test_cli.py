@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +118,16 @@ def test_formats_and_stem_selection(tmp_path, write_audio):
     (["--shifts", "0"], ["--shifts 0"]),
     (["--batch-size", "0"], ["--batch-size 0"]),
     (["--threads", "-1"], ["--threads -1"]),
+    (["--filename", "{track}/{foo}.{ext}"], ["unknown field {foo}", "{model}, {track}, {stem}, {ext}"]),
+    (["--filename", "{track}/{}.{ext}"], ["unknown field {}"]),
+    (["--filename", "{track}.{ext}"], ["has no {stem}"]),
+    (["--filename", "{track}/{stem.{ext}"], ["--filename"]),
+    (["--filename", "/tmp/{track}/{stem}.{ext}"], ["inside the output folder"]),
+    (["--filename", "../{track}/{stem}.{ext}"], ["inside the output folder"]),
+    (["--filename", "{stem}.{ext}"], ["has no {track}", "3 files"]),
+    (["--filename", "{track}/{stem:.0}.{ext}"], ["the same name"]),
+    (["--overwrite", "--skip-existing"], ["--overwrite and --skip-existing"]),
+    (["--suffix", "_x"], ["-o and --suffix"]),
 ])
 def test_usage_errors_come_once_before_any_file(tmp_path, write_audio, args, words):
     """Options that cannot work (alone, together, or with the model) are one line and exit status
@@ -161,7 +175,8 @@ def test_threads_default_to_one_on_the_cpu(tmp_path, write_audio, monkeypatch):
     src = str(write_audio("a.wav", seconds=0.3))
     for args, expected in (([], [1]), (["--threads", "3"], [3]), (["--threads", "0"], [])):
         calls.clear()
-        res = run("separate", src, "-m", "tiny-test", "-o", str(tmp_path / "o"), "--device", "cpu", "-q", *args)
+        res = run("separate", src, "-m", "tiny-test", "-o", str(tmp_path / "o"), "--device", "cpu", "-q", "--overwrite",
+                  *args)
         assert res.exit_code == 0, res.output
         assert calls == expected, (args, calls)
     calls.clear()  # eval sets them before it looks for its test set
@@ -215,8 +230,9 @@ def test_bad_inputs_fail_one_line_each_and_batch_goes_on(tmp_path, write_audio):
                       "zero": "empty", "nan": "NaN", "silence": "silence"}.items():
         assert any(bad[key].name in e and word in e for e in errors), (key, errors)
     assert (out / "good" / "voice.wav").is_file()
-    for key in bad:  # nothing half-written for a failed file
-        assert not (out / key).exists() or not any((out / key).iterdir()), key
+    for key in bad:  # nothing half-written for a failed file, not even an empty track folder
+        assert not (out / key).exists(), key
+    assert sorted(p.name for p in out.iterdir()) == ["good"]  # and no hidden partial files
 
 
 def test_unwritable_output_folder(tmp_path, write_audio):
@@ -242,10 +258,11 @@ def test_failure_keeps_earlier_outputs(tmp_path, write_audio):
     x = np.full(16000, 0.1, np.float32)
     x[-10] = np.inf  # the failure comes late, after blocks were already written
     sf.write(str(tmp_path / "song.wav"), x, 8000, subtype="FLOAT")
-    res = run("separate", str(tmp_path / "song.wav"), "-m", "tiny-test", "-o", str(out))
-    assert res.exit_code == 1
+    res = run("separate", str(tmp_path / "song.wav"), "-m", "tiny-test", "-o", str(out), "--overwrite")
+    assert res.exit_code == 1 and "NaN or infinite" in res.output
     assert (out / "song" / "voice.wav").read_bytes() == before
     assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "voice.wav"]
+    assert sorted(p.name for p in out.iterdir()) == ["song"]
 
 
 def test_usage_errors(tmp_path):
@@ -270,3 +287,182 @@ def test_duplicate_track_names_do_not_overwrite(tmp_path, write_audio):
     res = run("separate", str(a), str(b), "-m", "tiny-test", "-o", str(tmp_path / "o"))
     assert res.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["song", "song_flac"]
+    c = write_audio("z/song.flac")  # a third one gets a name of its own too
+    res = run("separate", str(a), str(b), str(c), "-m", "tiny-test", "-o", str(tmp_path / "p"))
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["song", "song_flac", "song_flac_2"]
+
+
+def error_lines(res) -> list[str]:
+    return [line for line in res.output.splitlines() if line.startswith("error:")]
+
+
+def test_existing_stems_are_refused_overwritten_or_skipped(tmp_path, write_audio):
+    """A rerun into the same folder fails each file whose outputs exist, before reading it,
+    unless --overwrite (replaces them) or --skip-existing (skips the file, exit status 0)."""
+    src = write_audio("song.wav")
+    out = tmp_path / "out"
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q").exit_code == 0
+    voice = out / "song" / "voice.wav"
+    before = voice.read_bytes()
+    src.write_bytes(b"not audio any more")  # refused before the file is read: no decoding error
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out))
+    assert res.exit_code == 1
+    assert error_lines(res) == [f"error: {voice} exists: --overwrite replaces the outputs, --skip-existing skips "
+                                "files whose outputs all exist"], res.output
+    assert voice.read_bytes() == before
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--skip-existing")
+    assert res.exit_code == 0 and "1 skipped" in res.output and "skipped" in res.output, res.output
+    assert voice.read_bytes() == before
+    write_audio("song.wav", seconds=0.5)
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--overwrite", "-q")
+    assert res.exit_code == 0, res.output
+    assert read(voice)[0].shape[0] == 4000 and voice.read_bytes() != before
+    assert sorted(p.name for p in out.rglob("*")) == ["noise.wav", "song", "voice.wav"]  # no partial files
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--overwrite", "--skip-existing")
+    assert res.exit_code == 2 and "--overwrite and --skip-existing cannot go together" in res.output
+
+
+def test_skip_existing_resumes_a_batch(tmp_path, write_audio):
+    files = [write_audio(f"{name}.wav") for name in ("a", "b", "c")]
+    out = tmp_path / "out"
+    assert run("separate", str(files[0]), "-m", "tiny-test", "-o", str(out), "-q", "--plot").exit_code == 0
+    assert sorted(p.name for p in (out / "a").iterdir()) == ["noise.wav", "spectrograms.png", "voice.wav"]
+    done = (out / "a" / "voice.wav").stat().st_mtime_ns
+    res = run("separate", *map(str, files), "-m", "tiny-test", "-o", str(out), "--skip-existing")
+    assert res.exit_code == 0, res.output
+    assert "2 of 3 separated" in res.output and "1 skipped" in res.output, res.output
+    assert (out / "a" / "voice.wav").stat().st_mtime_ns == done
+    assert all((out / n / "noise.wav").is_file() for n in "abc")
+    (out / "b" / "noise.wav").unlink()  # half there (another run's --stems?): not skipped, not overwritten
+    res = run("separate", *map(str, files), "-m", "tiny-test", "-o", str(out), "--skip-existing")
+    assert res.exit_code == 1 and error_lines(res) == [
+        f"error: {out / 'b' / 'voice.wav'} exists but noise.wav does not (an earlier run with other stems?): "
+        "--overwrite separates the file again"], res.output
+
+
+def test_other_models_stems_are_not_mixed_in(tmp_path, write_audio):
+    """voice/noise into a folder of vocals/drums/bass/other is refused (suggesting {model} in
+    --filename) unless --overwrite; --filename with {model} keeps them apart."""
+    src = write_audio("song.wav", sample_rate=44100, channels=2)
+    out = tmp_path / "out"
+    assert run("separate", str(src), "-m", "tiny-test-music", "-o", str(out), "-q", "--stems", "drums").exit_code == 0
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--format", "flac")
+    assert res.exit_code == 1, res.output
+    assert error_lines(res) == [
+        f"error: {out / 'song'} holds stems of another model (drums.wav); writing voice, noise there would mix two "
+        'separations: use --filename "{model}/{track}/{stem}.{ext}" to keep both apart, or --overwrite'], res.output
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["drums.wav"]
+    # the same model's other stems are no conflict
+    assert run("separate", str(src), "-m", "tiny-test-music", "-o", str(out), "-q", "--stems", "bass").exit_code == 0
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--filename", "{model}/{track}/{stem}.{ext}")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == [
+        "song/bass.wav", "song/drums.wav", "tiny-test/song/noise.wav", "tiny-test/song/voice.wav"]
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--overwrite").exit_code == 0
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["bass.wav", "drums.wav", "noise.wav", "voice.wav"]
+
+
+def test_filename_template(tmp_path, write_audio):
+    files = [write_audio("a.wav"), write_audio("sub/b.flac")]
+    out = tmp_path / "out"
+    res = run("separate", *map(str, files), "-m", "tiny-test", "-o", str(out), "--filename", "{track}-{stem}.{ext}",
+              "--format", "flac", "--plot")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a-noise.flac", "a-spectrograms.png", "a-voice.flac", "b-noise.flac", "b-spectrograms.png", "b-voice.flac"]
+    res = run("separate", str(files[0]), "-m", "tiny-test-music", "-o", str(out), "-q",
+              "--filename", "{model}/{stem}/{track}.{ext}", "--plot")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(out / "tiny-test-music").as_posix() for p in (out / "tiny-test-music").rglob("*")) == [
+        "bass", "bass/a.wav", "drums", "drums/a.wav", "other", "other/a.wav", "spectrograms", "spectrograms/a.png",
+        "vocals", "vocals/a.wav"]
+    src = write_audio("c.wav")  # one file needs no {track}
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out / "one"), "-q", "--filename", "{stem}.{ext}").exit_code == 0
+    assert sorted(p.name for p in (out / "one").iterdir()) == ["noise.wav", "voice.wav"]
+
+
+def test_suffix_writes_one_stem_beside_the_input(tmp_path, write_audio, monkeypatch):
+    call = write_audio("in/call.flac", seconds=1.0)
+    res = run("separate", str(call), "-m", "tiny-test", "--suffix", "_clean", "--float32")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in call.parent.iterdir()) == ["call.flac", "call_clean.wav"]
+    assert run("separate", str(call), "-m", "tiny-test", "-o", str(tmp_path / "o"), "--float32", "-q").exit_code == 0
+    clean, rate = read(call.parent / "call_clean.wav")
+    assert rate == 8000 and np.array_equal(clean, read(tmp_path / "o" / "call" / "voice.wav")[0])  # the voice stem
+    res = run("separate", str(call), "-m", "tiny-test", "--suffix", "_clean", "--float32")  # same rules for existing outputs
+    assert res.exit_code == 1 and error_lines(res) == [
+        f"error: {call.parent / 'call_clean.wav'} exists: --overwrite replaces the outputs, --skip-existing skips "
+        "files whose outputs all exist"], res.output
+    res = run("separate", str(call), "-m", "tiny-test", "--suffix", "_clean", "--format", "flac", "--stems", "noise",
+              "--plot", "-q")
+    assert res.exit_code == 0, res.output
+    noise, _ = read(call.parent / "call_clean.flac")
+    assert np.abs(clean + noise - read(call)[0]).max() < 1e-3  # --stems picked the noise
+    assert (call.parent / "call_clean.png").is_file()
+    # a folder run again: earlier outputs are not taken for inputs, the others are skipped
+    write_audio("in/call.wav", seconds=0.5)  # same name, other format: a name of its own
+    res = run("separate", str(call.parent), "-m", "tiny-test", "--suffix", "_clean", "--skip-existing")
+    assert res.exit_code == 0, res.output
+    assert "warning: 2 input(s) named like the --suffix output of another input" in res.output, res.output
+    assert sorted(p.name for p in call.parent.iterdir()) == [
+        "call.flac", "call.wav", "call_clean.flac", "call_clean.png", "call_clean.wav", "call_wav_clean.wav"]
+    song = write_audio("song.wav", sample_rate=44100, channels=2)
+    res = run("separate", str(song), "-m", "tiny-test-music", "--suffix", "_vocals", "--two-stems", "vocals", "-q")
+    assert res.exit_code == 0 and sf.info(str(tmp_path / "song_vocals.wav")).channels == 2
+    monkeypatch.chdir(tmp_path)
+    for args, words in ((["-m", "tiny-test-music"], "pick it with --stems or --two-stems"),
+                        (["-m", "tiny-test-music", "--stems", "vocals,bass"], "--stems vocals,bass picks 2"),
+                        (["-m", "tiny-test", "-o", "x"], "-o and --suffix"),
+                        (["-m", "tiny-test", "--filename", "{stem}.{ext}"], "--suffix and --filename"),
+                        (["-m", "tiny-test", "--suffix", ""], "non-empty"),
+                        (["-m", "tiny-test", "--suffix", "a/b"], "without '/'")):
+        res = run("separate", str(song), "--suffix", "_x", *args)
+        assert res.exit_code == 2 and words in res.output and len(res.output.strip().splitlines()) == 1, (args, res.output)
+    assert not list(tmp_path.glob("song_x*")) and not (tmp_path / "outputs").exists()
+
+
+def test_stale_partials_of_dead_processes_are_removed(tmp_path, write_audio):
+    """Hidden files of killed runs go on the next run into the same folders; those of running
+    processes and files not named like deepsep's stay."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    out = tmp_path / "out"
+    (out / "song").mkdir(parents=True)
+    (out / "other").mkdir()
+    stale = [out / f".voice.wav.partial-{pid}-0.w64", out / f".noise.wav.partial-{pid}-1",
+             out / "song" / f".voice.wav.partial-{pid}.w64", out / "song" / f".noise.wav.partial-{pid}"]
+    kept = [out / f".voice.wav.partial-{os.getppid()}-0.w64", out / ".notes.partial", out / f"voice.wav.partial-{pid}",
+            out / "other" / f".voice.wav.partial-{pid}.w64"]  # a folder this run does not write to
+    for p in stale + kept:
+        p.write_bytes(b"x")
+    src = write_audio("song.wav")
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q").exit_code == 0
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "voice.wav"]
+
+
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_remove_partial_files(tmp_path, signum, status):
+    """SIGTERM is handled like SIGINT: the partial files of the file being written are removed,
+    no track folder is left, and the exit status is 128 + the signal's number."""
+    src = tmp_path / "long.wav"
+    sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal(8000 * 600)).astype(np.float32), 8000)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "deepsep", "separate", str(src), "-m", "tiny-test", "-o", str(out),
+                             "--segment", "0.05", "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".*.partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[0]
+        assert list(out.glob(f".voice.wav.partial-{proc.pid}-0.w64"))
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, output
+    assert "interrupted" in output and signal.Signals(signum).name in output, output
+    assert list(out.iterdir()) == []  # no partial files, no track folder

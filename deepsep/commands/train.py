@@ -38,9 +38,9 @@ RECIPES: dict[str, dict] = {
     "convtasnet": dict(model="convtasnet", steps=12000, max_minutes=115.0, batch_size=8, lr=2e-3, segment=2.0,
                        noise_weight=0.5, ema=0.999, valid_every=500, ckpt_every=100),
     "unet16": dict(model="unet", config={"sample_rate": 16000, "n_fft": 1024, "hop": 256}, steps=6000,
-                   max_minutes=95.0, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250,
+                   max_minutes=130.0, batch_size=8, lr=1e-3, segment=4.0, si_weight=0.02, valid_every=250,
                    ckpt_every=100, **_WIDEBAND),
-    "convtasnet16": dict(model="convtasnet", config={"sample_rate": 16000}, steps=12000, max_minutes=95.0,
+    "convtasnet16": dict(model="convtasnet", config={"sample_rate": 16000}, steps=12000, max_minutes=130.0,
                          batch_size=8, lr=2e-3, segment=2.0, noise_weight=0.5, ema=0.999, valid_every=500,
                          ckpt_every=100, **_WIDEBAND),
 }
