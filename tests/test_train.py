@@ -179,6 +179,12 @@ def test_train_command(dirs, tmp_path):
                                            "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json")])
     assert res.exit_code == 0, res.output
     assert load_manifest(tmp_path / "m.json").entries["t"].arch == "convtasnet"
+    res = CliRunner().invoke(train_group, ["export", str(tmp_path / "cli" / "best.pt"), "--name", "t16",
+                                           "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json"),
+                                           "--recipe", "convtasnet16"])
+    assert res.exit_code == 0, res.output
+    entry = load_manifest(tmp_path / "m.json").entries["t16"]
+    assert "wideband" in entry.trained_on and "CC BY 4.0" in entry.license and "NC" not in entry.license
 
 
 def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
@@ -250,3 +256,22 @@ def test_init_continues_from_given_weights_and_export_records_stages(dirs, tmp_p
     assert [s["command"] for s in entry["stages"]] == ["stage one", "stage two"]
     assert entry["stages"][1]["init"] == "voice-x" and entry["stages"][1]["steps"] == 2
     assert load_manifest(manifest).entries["voice-y"].stages[0]["command"] == "stage one"
+
+
+@pytest.mark.parametrize("model", ["unet", "convtasnet"])
+def test_perceptual_loss_terms(dirs, tmp_path, model):
+    """--mag-power and --stft-weight change the loss, keep it differentiable, and a short run with
+    them still lowers it."""
+    mixer = __import__("deepsep.voicedata", fromlist=["x"]).OnTheFlyMixer.from_folders(
+        str(dirs / "speech" / "train"), str(dirs / "noise" / "train"), SR, 4000, seed=1)
+    mix, voice, _ = mixer.batch(4)
+    net = make_model(_opts(dirs, tmp_path, model))
+    plain = loss_fn(net, mix, voice, _opts(dirs, tmp_path, model))
+    opts = _opts(dirs, tmp_path, model, mag_power=0.3, stft_weight=1.0, steps=30, valid_every=30, ckpt_every=30)
+    both = loss_fn(net, mix, voice, opts)
+    both.backward()
+    assert torch.isfinite(both) and float(both.detach()) != float(plain.detach())
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+    train(opts, progress=False)
+    losses = _losses(tmp_path / "run" / "log.jsonl")
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])

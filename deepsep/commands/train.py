@@ -73,6 +73,10 @@ def _options(f):
         click.option("--si-weight", type=float, default=None, help="U-Net: weight of the waveform -SI-SDR loss term."),
         click.option("--noise-weight", type=float, default=None,
                      help="Conv-TasNet: weight of the noise SI-SNR term (sets the voice's scale)."),
+        click.option("--mag-power", type=float, default=None,
+                     help="U-Net: compress magnitudes as |X|^P in the L1 loss (1: linear, the shipped recipes; 0.3 weighs quiet bins more)."),
+        click.option("--stft-weight", type=float, default=None,
+                     help="Add this weight times a multi-resolution STFT loss (auraloss; 16/32/64 ms) on the voice (0: off)."),
         click.option("--ema", type=float, default=None,
                      help="Decay of a moving average of the weights, validated and exported instead (0: off; "
                           "Conv-TasNet default 0.999; not for the U-Net, whose batch norm it does not suit)."),
@@ -168,10 +172,15 @@ def convtasnet16(**kw) -> None:
 @click.option("--alias", default=None, help="Also make ALIAS point to this model (e.g. voice).")
 @click.option("--training-command", default="", help="The command that trained it (recorded in the manifest).")
 @click.option("--valid-dir", default=None, help="Validation mixtures to measure on [default: the run's].")
-def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir) -> None:
+@click.option("--recipe", type=click.Choice(sorted(RECIPES)), default=None,
+              help="The recipe that trained it: records its training data and licence (and float16 for a U-Net) "
+                   "[default: the 8 kHz data's].")
+def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
-    entry = export_model(Path(checkpoint), name, out_dir, manifest, half=half, alias=alias,
-                         training_command=training_command, valid_dir=valid_dir)
+    kw = dict(EXPORT[recipe]) if recipe else {}
+    kw["half"] = half or kw.get("half", False)
+    entry = export_model(Path(checkpoint), name, out_dir, manifest, alias=alias,
+                         training_command=training_command, valid_dir=valid_dir, **kw)
     m = entry["metrics"]
     click.echo(f"{entry['file']}: {entry['size'] / 1e6:.1f} MB, val SI-SDR {m['si_sdr']:.2f} dB, "
                f"SI-SDRi {m['si_sdri']:.2f} dB")

@@ -72,6 +72,8 @@ class TrainOptions:
     rir_count: int = 200                  # simulated rooms for training (validation has its own)
     valid_p_reverb: float = 0.0           # share of reverberant validation items
     init: str | None = None               # start from these weights (model name or file)
+    mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
+    stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
 
     @property
     def out_dir(self) -> Path:
@@ -128,10 +130,12 @@ def loss_fn(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts
 
     U-Net: L1 between the masked mixture magnitude and the voice magnitude (Jansson et al.),
     both divided by the mixture's mean magnitude per example (the gain the network sees), plus
-    ``si_weight`` times the negative SI-SDR of the voice waveform. Conv-TasNet: negative SI-SNR
+    ``si_weight`` times the negative SI-SDR of the voice waveform; with ``mag_power`` p the
+    magnitudes are compressed (|X|^p) before the L1, which weighs quiet bins more. Conv-TasNet: negative SI-SNR
     (Luo & Mesgarani), of the voice, or with ``noise_weight`` the weighted mean over voice and
     noise (noise = mix - voice): the noise term fixes the voice's scale, which SI-SNR alone
     leaves free, so that the stems are at the right level (SDR) and not only in shape (SI-SDR).
+    Either: plus ``stft_weight`` times a multi-resolution STFT loss on the voice waveform.
     """
     if opts.model == "unet":
         from ..dsp import stft
@@ -139,16 +143,35 @@ def loss_fn(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts
         stems, m, mag = model.separate_with_spec(mix)  # type: ignore[attr-defined]
         cfg = model.config
         vmag = stft(voice, cfg.n_fft, cfg.hop).abs()  # type: ignore[attr-defined]
-        scale = mag.mean(dim=(-2, -1), keepdim=True) + 1e-8
-        loss = ((m * mag - vmag).abs() / scale).mean()
+        p = opts.mag_power
+        est, ref = ((m * mag) ** p, vmag ** p) if p != 1.0 else (m * mag, vmag)
+        scale = (mag ** p if p != 1.0 else mag).mean(dim=(-2, -1), keepdim=True) + 1e-8
+        loss = ((est - ref).abs() / scale).mean()
         if opts.si_weight:
             loss = loss - opts.si_weight * si_sdr(stems[:, 0], voice).mean()
-        return loss
-    out = model(mix)
-    loss = -si_sdr(out[:, 0], voice).mean()
-    if opts.noise_weight:
-        loss = (loss - opts.noise_weight * si_sdr(out[:, 1], mix - voice).mean()) / (1 + opts.noise_weight)
+    else:
+        stems = model(mix)
+        loss = -si_sdr(stems[:, 0], voice).mean()
+        if opts.noise_weight:
+            loss = (loss - opts.noise_weight * si_sdr(stems[:, 1], mix - voice).mean()) / (1 + opts.noise_weight)
+    if opts.stft_weight:
+        loss = loss + opts.stft_weight * _mrstft(model.sample_rate)(stems[:, 0], voice)
     return loss
+
+
+_MRSTFT: dict[int, Any] = {}
+
+
+def _mrstft(sample_rate: int) -> Any:
+    """auraloss's multi-resolution STFT loss (spectral convergence + log magnitude) with windows
+    of 16, 32 and 64 ms at ``sample_rate``, 75 % overlap; inputs (batch, channels, time)."""
+    if sample_rate not in _MRSTFT:
+        from auraloss.freq import MultiResolutionSTFTLoss
+
+        ffts = [int(sample_rate * ms / 1000) for ms in (16, 32, 64)]
+        _MRSTFT[sample_rate] = MultiResolutionSTFTLoss(fft_sizes=ffts, hop_sizes=[f // 4 for f in ffts],
+                                                      win_lengths=ffts)
+    return _MRSTFT[sample_rate]
 
 
 class _FolderBatches:
