@@ -175,9 +175,10 @@ def convtasnet16(**kw) -> None:
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), default=None,
               help="The recipe that trained it: records its training data and licence (and float16 for a U-Net) "
                    "[default: the 8 kHz data's].")
-def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe) -> None:
+@click.option("--description", default="", help="A note for the manifest entry (e.g. how the run really went).")
+def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe, description) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
-    kw = dict(EXPORT[recipe]) if recipe else {}
+    kw = dict(EXPORT[recipe], description=description) if recipe else {"description": description}
     kw["half"] = half or kw.get("half", False)
     entry = export_model(Path(checkpoint), name, out_dir, manifest, alias=alias,
                          training_command=training_command, valid_dir=valid_dir, **kw)
