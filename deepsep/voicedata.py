@@ -95,6 +95,13 @@ def loop_to(x: np.ndarray, length: int, start: int = 0) -> np.ndarray:
     return np.tile(x, reps)[start:start + length]
 
 
+def reverberant_excerpt(x: np.ndarray, start: int, length: int, rir: np.ndarray) -> np.ndarray:
+    """``length`` samples of ``x`` from ``start`` (looped as :func:`loop_to`) convolved with ``rir``,
+    the samples before ``start`` included so that the excerpt carries their reverberant tail."""
+    pre = min(start, len(rir))
+    return reverberate(loop_to(x, length + pre, start - pre), rir)[pre:]
+
+
 def mix_at_snr(voice: np.ndarray, noise: np.ndarray, snr: float) -> tuple[np.ndarray, np.ndarray]:
     """Scale ``noise`` so that voice-to-noise is exactly ``snr`` dB; return (voice, scaled noise)."""
     ev = float(np.sum(np.square(voice, dtype=np.float64)))
@@ -279,9 +286,7 @@ def build_mixtures(
         speech = get(sp)
         start = _active_start(rng, speech, length)
         if rirs and rng.random() < p_reverb:
-            rir = rirs[int(rng.integers(0, len(rirs)))]
-            pre = min(start, len(rir))
-            voice = reverberate(loop_to(speech, length + pre, start - pre), rir)[pre:]
+            voice = reverberant_excerpt(speech, start, length, rirs[int(rng.integers(0, len(rirs)))])
         else:
             voice = loop_to(speech, length, start)
         if rms_db(voice) < SILENCE_DB:
@@ -380,9 +385,7 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
         sp = self.speech[int(rng.choice(len(self.speech), p=self.speech_p))]
         start = _active_start(rng, sp, n)
         if aug.rirs and rng.random() < aug.p_reverb:
-            rir = aug.rirs[int(rng.integers(0, len(aug.rirs)))]
-            pre = min(start, len(rir))
-            return reverberate(loop_to(sp, n + pre, start - pre), rir)[pre:]
+            return reverberant_excerpt(sp, start, n, aug.rirs[int(rng.integers(0, len(aug.rirs)))])
         return loop_to(sp, n, start)
 
     def example(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
