@@ -527,6 +527,7 @@ def separate_file(
     block_seconds: float = 5.0,
     model_name: str = "model",
     known: Collection[str] | None = None,
+    cleaned: set[Path] | None = None,
 ) -> FileResult:
     """Separate one file into the paths of :func:`output_paths` (default ``out_dir/<track>/<stem>.<fmt>``);
     raise DeepsepError on bad input, and on outputs that exist (see :func:`skip_or_refuse`;
@@ -538,7 +539,7 @@ def separate_file(
     all are complete, so that a track folder appears only then. On any error, or SIGINT/SIGTERM
     (see :func:`interrupts_raise`), the hidden files are removed and earlier outputs under the
     final names are left as they were. Hidden files that killed runs left in these folders are
-    removed first.
+    removed first (``cleaned``: folders a batch has already scanned, skipped and added to).
     """
     start = time.perf_counter()
     check_output(output, model.sources)
@@ -547,8 +548,10 @@ def separate_file(
     track = track or track_name(path)
     targets = output_paths(path, out_dir, track, model_name, names, output)
     staging = path.parent if output.suffix is not None else out_dir
-    for folder in {staging, *(p.parent for p in targets.values())}:
+    for folder in {staging, *(p.parent for p in targets.values())} - (cleaned if cleaned is not None else set()):
         remove_stale_partials(folder)
+        if cleaned is not None:  # a batch scans each folder once, not once per file
+            cleaned.add(folder)
     others = other_stem_paths(path, out_dir, track, model_name, model.sources, output,
                               known_sources() if known is None else known)
     if skip_or_refuse(targets, others, output):
@@ -615,13 +618,14 @@ def separate_files(
     yielding each file's result: a file that fails has its ``error`` set and the batch goes on.
     ``progress_for(file, track)`` gives the progress callback of a file as it starts."""
     known = known_sources(models.manifest, models.loaded.values())
+    cleaned: set[Path] = set()
     for path, track in files:
         name = ""
         try:
             name, model = models.for_file(path)
             result = separate_file(model, path, out_dir, output, engine, track=track,
                                    progress=progress_for(path, track) if progress_for else None,
-                                   model_name=name, known=known)
+                                   model_name=name, known=known, cleaned=cleaned)
         except DeepsepError as e:
             result = FileResult(path, track, model=name, error=str(e))
         except Exception as e:  # an unexpected failure on one file: report it, go on with the others
