@@ -30,23 +30,30 @@ def _cache_dir() -> Path:
     return (Path(env) if env else Path.home() / ".cache" / "deepsep") / "rirs"
 
 
-def _simulate_rir(rng: np.random.Generator, sample_rate: int, rt60_range: tuple[float, float]) -> np.ndarray:
-    import pyroomacoustics as pra
-
+def _draw_room(rng: np.random.Generator, rt60_range: tuple[float, float]) -> tuple[np.ndarray, ...]:
+    """One room's random draws, in a fixed order: dimensions (m), RT60 (s), source, microphone."""
     dims = rng.uniform([3.0, 3.0, 2.4], [12.0, 9.0, 4.5])
     rt60 = float(rng.uniform(*rt60_range))
-    try:
-        e_abs, max_order = pra.inverse_sabine(rt60, dims)
-    except ValueError:  # the room is too small for this RT60: take the largest the room allows
-        e_abs, max_order = 0.98, 8
-    room = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(e_abs), max_order=min(max_order, 120),
-                       use_rand_ism=False)
     src = rng.uniform([0.5, 0.5, 1.0], dims - 0.5)
     mic = rng.uniform([0.5, 0.5, 0.8], dims - 0.5)
-    room.add_source(src)
-    room.add_microphone(mic)
-    room.compute_rir()
-    h = np.asarray(room.rir[0][0], dtype=np.float64)
+    return dims, np.array(rt60), src, mic
+
+
+def _simulate_rir(room: tuple[np.ndarray, ...], sample_rate: int) -> np.ndarray:
+    """The impulse response (taps,) of one drawn room (:func:`_draw_room`), unit energy, direct path first."""
+    import pyroomacoustics as pra
+
+    dims, rt60, src, mic = room
+    try:
+        e_abs, max_order = pra.inverse_sabine(float(rt60), dims)
+    except ValueError:  # the room is too small for this RT60: take the largest the room allows
+        e_abs, max_order = 0.98, 8
+    shoebox = pra.ShoeBox(dims, fs=sample_rate, materials=pra.Material(e_abs), max_order=min(max_order, 120),
+                          use_rand_ism=False)
+    shoebox.add_source(src)
+    shoebox.add_microphone(mic)
+    shoebox.compute_rir()
+    h = np.asarray(shoebox.rir[0][0], dtype=np.float64)
     onset = max(0, int(np.argmax(np.abs(h))) - int(0.0025 * sample_rate))
     h = h[onset:]  # the direct path at the start: no pure delay between voice and its target
     return (h / (np.sqrt(np.sum(h ** 2)) + 1e-12)).astype(np.float32)
@@ -58,7 +65,8 @@ def room_impulse_responses(count: int, sample_rate: int, seed: int = 0,
 
     Rooms of 3x3x2.4 to 12x9x4.5 m, absorption from an RT60 drawn uniformly in ``rt60_range``
     seconds (Sabine), random source and microphone positions. The same arguments give the same
-    bank; it is cached under ``$DEEPSEP_CACHE/rirs`` (default ``~/.cache/deepsep/rirs``).
+    bank; it is cached under ``$DEEPSEP_CACHE/rirs`` (default ``~/.cache/deepsep/rirs``). The rooms
+    are simulated on all CPU cores.
     """
     key = json.dumps([count, sample_rate, seed, list(rt60_range), RIR_VERSION])
     path = _cache_dir() / f"rirs-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
@@ -66,7 +74,15 @@ def room_impulse_responses(count: int, sample_rate: int, seed: int = 0,
         with np.load(path) as z:
             return [z[f"h{i}"] for i in range(count)]
     rng = np.random.default_rng(seed)
-    bank = [_simulate_rir(rng, sample_rate, rt60_range) for _ in range(count)]
+    rooms = [_draw_room(rng, rt60_range) for _ in range(count)]
+    workers = min(len(rooms), os.cpu_count() or 1)
+    if workers > 1:  # about 0.6 s a room on one core: simulate them on all cores
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            bank = list(pool.map(_simulate_rir, rooms, [sample_rate] * len(rooms), chunksize=4))
+    else:
+        bank = [_simulate_rir(room, sample_rate) for room in rooms]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".partial-{os.getpid()}.npz")
     np.savez(tmp, **{f"h{i}": h for i, h in enumerate(bank)})
