@@ -275,3 +275,25 @@ def test_perceptual_loss_terms(dirs, tmp_path, model):
     train(opts, progress=False)
     losses = _losses(tmp_path / "run" / "log.jsonl")
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_worker_batches_train_resume_and_differ_by_worker(dirs, tmp_path):
+    """--workers: batches mixed in background processes (each worker its own random stream), the
+    run checkpoints how many were drawn, and a resume goes on from there with fresh examples."""
+    from deepsep.train.batches import WorkerBatches
+    from deepsep.voicedata import OnTheFlyMixer
+
+    mixer = OnTheFlyMixer.from_folders(str(dirs / "speech" / "train"), str(dirs / "noise" / "train"), SR, 2000)
+    batches = WorkerBatches(mixer, 3, workers=2, seed=5)
+    a, b = batches.batch(3), batches.batch(3)
+    assert a[0].shape == (3, 1, 2000) and torch.allclose(a[0], a[1] + a[2])
+    assert not torch.equal(a[0], b[0]) and batches.state() == {"seed": 5, "drawn": 2}
+    with pytest.raises(ValueError, match="batches of 3"):
+        batches.batch(4)
+    opts = _opts(dirs, tmp_path, steps=4, ckpt_every=2, valid_every=4, workers=2)
+    assert train(opts, progress=False)["step"] == 4
+    assert json.loads(load_checkpoint(tmp_path / "run" / "last.pt")["data_rng"]) == {"seed": 0, "drawn": 4}
+    opts.steps = 6
+    assert train(opts, progress=False, resume=True)["step"] == 6
+    with pytest.raises(UsageError, match="--mixtures"):
+        train(_opts(dirs, tmp_path, workers=2, mixtures=str(tmp_path)), progress=False)

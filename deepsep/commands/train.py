@@ -84,6 +84,8 @@ def _options(f):
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--threads", type=int, default=0, help="CPU threads (0: torch default)."),
+        click.option("--workers", type=int, default=None,
+                     help="Processes that mix training batches ahead of the step (0: none; a GPU wants several)."),
         click.option("-o", "--out", default=None, help="Run folder [default: runs/<model>]."),
         click.option("--ckpt-every", type=int, default=None, help="Save last.pt every N steps."),
         click.option("--valid-every", type=int, default=None, help="Validate every N steps."),

@@ -28,6 +28,7 @@ from ..augment import room_impulse_responses
 from ..errors import UsageError
 from ..registry import ARCHITECTURES, arch_name, build_model
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
+from .batches import WorkerBatches
 from .validation import ValidationSet, evaluate, validation_set_for
 
 DATA = Path("..") / "shared" / "data"
@@ -74,6 +75,7 @@ class TrainOptions:
     init: str | None = None               # start from these weights (model name or file)
     mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
     stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
+    workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
 
     @property
     def out_dir(self) -> Path:
@@ -420,6 +422,8 @@ def run_steps(run: Run, step: int, best: float, prior: float, log: JsonlLog, pro
 def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; return the final summary (steps done, best validation)."""
+    if opts.workers and opts.mixtures:
+        raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
     device, paths = start_run(opts, resume)
     model = make_model(opts).to(device)
     sr = model.sample_rate
@@ -433,6 +437,8 @@ def train(opts: TrainOptions, progress: bool = True, resume: bool = False,
                                opts.p_reverb, opts.p_eq, opts.p_band_limit)
         data = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sr, segment,
                                           snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed, augment=augment)
+        if opts.workers:
+            data = WorkerBatches(data, opts.batch_size, opts.workers, opts.seed, pin_memory=device.type == "cuda")
     valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     ema = make_ema(model, opts.ema)
