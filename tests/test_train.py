@@ -256,6 +256,9 @@ def test_init_continues_from_given_weights_and_export_records_stages(dirs, tmp_p
     assert [s["command"] for s in entry["stages"]] == ["stage one", "stage two"]
     assert entry["stages"][1]["init"] == "voice-x" and entry["stages"][1]["steps"] == 2
     assert load_manifest(manifest).entries["voice-y"].stages[0]["command"] == "stage one"
+    given = export_model(tmp_path / "run2" / "best.pt", "voice-z", tmp_path / "w", manifest,
+                         training_command="stage two", earlier_stages=[{"command": "on a GPU", "minutes": 5.5}])
+    assert [s["command"] for s in given["stages"]] == ["on a GPU", "stage two"]
 
 
 @pytest.mark.parametrize("model", ["unet", "convtasnet"])

@@ -14,6 +14,7 @@ import click
 
 from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
 from ..console import reported
+from ..errors import UsageError
 from ..train.loop import DATA, TrainOptions, prepare_run_folder, train as run_training
 
 WIDE = DATA / "wideband"
@@ -178,9 +179,22 @@ def convtasnet16(**kw) -> None:
               help="The recipe that trained it: records its training data and licence (and float16 for a U-Net) "
                    "[default: the 8 kHz data's].")
 @click.option("--description", default="", help="A note for the manifest entry (e.g. how the run really went).")
-def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe, description) -> None:
+@click.option("--earlier-stages", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A JSON list of the training stages before this checkpoint's (each {command, minutes, steps, "
+                   "init}), where it started from a checkpoint file rather than a manifest model.")
+def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe, description,
+           earlier_stages) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
     kw = dict(EXPORT[recipe], description=description) if recipe else {"description": description}
+    if earlier_stages:
+        with reported():
+            try:
+                stages = json.loads(Path(earlier_stages).read_text())
+            except json.JSONDecodeError as e:
+                raise UsageError(f"--earlier-stages {earlier_stages}: not JSON ({e})") from None
+            if not isinstance(stages, list) or not all(isinstance(s, dict) and "command" in s for s in stages):
+                raise UsageError(f"--earlier-stages {earlier_stages}: want a JSON list of {{\"command\": ...}} objects")
+        kw["earlier_stages"] = stages
     kw["half"] = half or kw.get("half", False)
     entry = export_model(Path(checkpoint), name, out_dir, manifest, alias=alias,
                          training_command=training_command, valid_dir=valid_dir, **kw)

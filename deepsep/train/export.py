@@ -35,17 +35,21 @@ def update_manifest(entry: dict[str, Any], manifest_path: str | Path, alias: str
     os.replace(tmp, path)
 
 
-def training_stages(ck: dict[str, Any], training_command: str) -> list[dict[str, Any]]:
-    """Every training stage behind a checkpoint: those of the model it started from (``--init``
-    NAME, read from the manifest), then its own (command, minutes, steps)."""
+def training_stages(ck: dict[str, Any], training_command: str,
+                    earlier: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every training stage behind a checkpoint: those of the model it started from (``earlier``
+    when given, else, for ``--init`` NAME, read from the manifest), then its own (command,
+    minutes, steps)."""
     from ..weights import load_manifest
 
     init = ck["options"].get("init")
-    earlier: list[dict[str, Any]] = []
-    if init and not init.endswith((".pt", ".safetensors")):
+    if earlier is not None:
+        earlier = list(earlier)
+    elif init and not init.endswith((".pt", ".safetensors")):
         entry = load_manifest().lookup(init)
         if entry is not None:
             earlier = list(entry.stages) or [{"command": entry.training_command, "model": entry.name}]
+    earlier = earlier or []
     own = {"command": training_command, "minutes": round(float(ck["extra"].get("elapsed", 0.0)) / 60, 1),
            "steps": int(ck["step"]), "init": init}
     return [*earlier, own]
@@ -82,13 +86,15 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json",
                  half: bool = False, alias: str | None = None, training_command: str = "",
                  valid_dir: str | Path | None = None, trained_on: str = TRAINED_ON,
-                 description: str = "", license: str = LICENSE) -> dict[str, Any]:
+                 description: str = "", license: str = LICENSE,
+                 earlier_stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint and return its manifest entry.
 
     ``half`` stores the floating tensors as float16 (half the file size; the model is rebuilt in
     float32 when loaded). The metrics are measured on the exported file itself, reloaded with
     :func:`deepsep.checkpoint.load_model`, on the run's validation set (``valid_dir``, default
-    the one the run used). With ``manifest`` the entry is merged into that file.
+    the one the run used). With ``manifest`` the entry is merged into that file. ``earlier_stages``:
+    the stages before this checkpoint's own, where ``--init`` was a file (see :func:`training_stages`).
     """
     ck = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint)
@@ -105,7 +111,7 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
     metrics = {"validation": f"voice SI-SDR / SI-SDRi / SDR (dB) on {vdir} ({_describe(vdir)})",
                "step": ck["step"], **metrics}
     entry = manifest_entry(name, "speech", ck["arch"], reloaded, path, license, trained_on, metrics,
-                           training_command, description, training_stages(ck, training_command))
+                           training_command, description, training_stages(ck, training_command, earlier_stages))
     if manifest:
         update_manifest(entry, manifest, alias)
     return entry
