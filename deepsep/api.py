@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .audio import (
-    AUDIO_EXTENSIONS, OUTPUT_FORMATS, AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
+    AUDIO_EXTENSIONS, MP3_LEVELS, OUTPUT_FORMATS, AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
 )
 from .engine import StreamingSeparator
 from .errors import AudioError, DeepsepError, ModelError, UsageError
@@ -54,6 +54,7 @@ class OutputOptions:
     filename: str = DEFAULT_FILENAME  # where each stem goes under the output folder (--filename)
     suffix: str | None = None  # instead: one stem beside the input, as <name><suffix>.<fmt> (--suffix)
     existing: str = "refuse"  # outputs that exist already: one of EXISTING_POLICIES
+    mp3_bitrate: int | None = None  # kbit/s for --format mp3 (one of audio.MP3_LEVELS; None: 320)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class FileResult:
     model: str = ""  # the model that separated it (a rate-dependent alias picks one per file)
     error: str | None = None
     skipped: bool = False  # --skip-existing: every output existed, nothing was done
+    warnings: list[str] = field(default_factory=list)  # about the input, e.g. a truncated file
 
     @property
     def rtf(self) -> float:
@@ -194,6 +196,11 @@ def check_output(output: OutputOptions, sources: Sequence[str] | None = None) ->
         subtype_for(output.fmt, output.bits)
     except DeepsepError as e:
         raise UsageError(str(e)) from None
+    if output.mp3_bitrate is not None:
+        if output.fmt != "mp3":
+            raise UsageError(f"--mp3-bitrate is for --format mp3, not {output.fmt}")
+        if output.mp3_bitrate not in MP3_LEVELS:
+            raise UsageError(f"--mp3-bitrate {output.mp3_bitrate}: choose from {', '.join(map(str, MP3_LEVELS))}")
     if output.stems and output.two_stems is not None:
         raise UsageError("--stems and --two-stems cannot go together: give one")
     if output.stems and len(set(output.stems)) < len(output.stems):
@@ -579,13 +586,14 @@ def separate_file(
             if output.clip == "rescale" and out_peak > 1.0:
                 scale = 1.0 / (1.01 * out_peak)  # one gain for all stems keeps their sum consistent
             for w in writers:
-                w.convert(frames, major, subtype, scale, clamp=output.clip == "clamp")
+                w.convert(frames, major, subtype, scale, clamp=output.clip == "clamp", mp3_bitrate=output.mp3_bitrate or 320)
             _commit(writers)
         except BaseException:
             for w in writers:
                 w.discard()
             raise
-    result = FileResult(path, track, frames / info.sample_rate, time.perf_counter() - start, targets, model=model_name)
+    result = FileResult(path, track, frames / info.sample_rate, time.perf_counter() - start, targets, model=model_name,
+                        warnings=reader.warnings)
     result.gain_db = float(20 * np.log10(scale)) if scale != 1.0 else 0.0
     return result
 

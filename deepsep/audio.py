@@ -30,7 +30,25 @@ AUDIO_EXTENSIONS = {
 OUTPUT_FORMATS = {
     "wav": ("WAV", {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}),
     "flac": ("FLAC", {16: "PCM_16", 24: "PCM_24"}),
+    "mp3": ("MP3", {16: "MPEG_LAYER_III"}),  # lossy formats: the bit depth is the default, 16, only
+    "ogg": ("OGG", {16: "VORBIS"}),
+    "opus": ("OGG", {16: "OPUS"}),
 }
+#: the sample rates a lossy codec stores; other input rates are resampled to the next one up (or the top one)
+CODEC_RATES = {
+    "MPEG_LAYER_III": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+    "OPUS": (8000, 12000, 16000, 24000, 48000),
+}
+#: --mp3-bitrate (kbit/s, constant) -> libsndfile's compression level (measured: 0.0 gives 320, 0.15 256, ...)
+MP3_LEVELS = {320: 0.0, 256: 0.15, 224: 0.3, 192: 0.4, 160: 0.5, 128: 0.65, 112: 0.7, 96: 0.75}
+
+
+def codec_rate(subtype: str, rate: int) -> int:
+    """The sample rate a stem is stored at: ``rate``, unless the codec cannot store it (see :data:`CODEC_RATES`)."""
+    rates = CODEC_RATES.get(subtype)
+    if not rates or rate in rates:
+        return rate
+    return next((r for r in rates if r > rate), rates[-1])
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,8 @@ class AudioInfo:
 
 
 class AudioReader:
-    """Reads a file block by block; checks that samples are finite."""
+    """Reads a file block by block; checks that samples are finite. ``warnings``: what a user
+    should know about the file that does not stop it (a truncated WAV)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -61,6 +80,12 @@ class AudioReader:
             raise AudioError(f"{self.path}: no audio stream")
         if self.info.frames == 0:
             raise AudioError(f"{self.path}: the audio is empty (0 samples)")
+        self.warnings: list[str] = []
+        promised = wav_promised_frames(self.path)
+        if promised and self.info.frames is not None and promised > self.info.frames:
+            sr = self.info.sample_rate
+            self.warnings.append(f"{self.path}: truncated: its header promises {promised / sr:.2f} s, the file holds "
+                                 f"{self.info.frames / sr:.2f} s; separating what is there")
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
         """Yield (channels, n) float32 blocks of at most ``frames`` samples each."""
@@ -95,10 +120,41 @@ class AudioReader:
         self.close()
 
 
+def wav_promised_frames(path: Path) -> int | None:
+    """The frames a RIFF/WAVE file's header promises (its data chunk's size over the block size),
+    or None: not a RIFF/WAVE file, no data chunk before the end, or a streamed header (size 0 or 0xFFFFFFFF)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if cid == b"fmt ":
+                fmt = f.read(min(size, 16))
+                block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                f.seek(size - len(fmt) + (size & 1), 1)
+            elif cid == b"data":
+                return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+            else:
+                f.seek(size + (size & 1), 1)
+
+
+#: containers libsndfile does not read and ffmpeg does
+FFMPEG_SUFFIXES = {".m4a", ".mp4", ".aac", ".alac", ".wma", ".webm", ".mkv", ".mka", ".mov", ".ac3", ".amr"}
+
+
 def _ffprobe(path: Path, sf_error: Exception) -> AudioInfo:
     """Stream info through ffprobe, for formats libsndfile does not read (m4a, mp4, ...)."""
     if shutil.which("ffprobe") is None:
-        raise AudioError(f"{path}: not a readable audio file ({_first_line(sf_error)})")
+        if path.suffix.lower() in FFMPEG_SUFFIXES:
+            raise AudioError(f"{path}: reading {path.suffix.lower()} files needs ffmpeg, which is not installed "
+                             "(e.g. apt-get install ffmpeg, brew install ffmpeg)")
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(sf_error)}; "
+                         "ffmpeg, not installed here, would read more formats)")
     cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels,duration_ts,time_base,duration", "-of", "json", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -221,6 +277,7 @@ class StemWriter:
         self.channels = channels
         self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{tag}"
         self.tmp = self.partial.with_name(self.partial.name + ".w64")
+        self.tmp.touch()  # an unwritable folder raises OSError with its reason here, not libsndfile's "System error"
         self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
         self.frames = 0
         self.peak = 0.0
@@ -232,11 +289,17 @@ class StemWriter:
             self.frames += block.shape[-1]
             self.peak = max(self.peak, float(np.abs(block).max()))
 
-    def convert(self, frames: int, major: str, subtype: str, scale: float, clamp: bool, block: int = 1 << 16) -> None:
-        """Write exactly ``frames`` samples (zero-padded if fewer came) times ``scale`` in the output format."""
+    def convert(self, frames: int, major: str, subtype: str, scale: float, clamp: bool, block: int = 1 << 16,
+                mp3_bitrate: int = 320) -> None:
+        """Write exactly ``frames`` samples (zero-padded if fewer came) times ``scale`` in the output format
+        (a lossy codec that cannot store the rate gets the stem resampled, see :func:`codec_rate`)."""
         self._f.close()
+        rate = codec_rate(subtype, self.sample_rate)
+        resampler = StreamResampler(self.sample_rate, rate, self.channels) if rate != self.sample_rate else None
+        extra = {"compression_level": MP3_LEVELS[mp3_bitrate], "bitrate_mode": "CONSTANT"} if major == "MP3" else {}
+        lossy = major in ("MP3", "OGG")
         with sf.SoundFile(str(self.tmp)) as src, sf.SoundFile(
-            str(self.partial), "w", self.sample_rate, self.channels, subtype=subtype, format=major
+            str(self.partial), "w", rate, self.channels, subtype=subtype, format=major, **extra
         ) as dst:
             left = frames
             while left > 0:
@@ -244,10 +307,12 @@ class StemWriter:
                 if len(data) == 0:
                     data = np.zeros((min(block, left), self.channels), dtype="float32")
                 data = data * scale if scale != 1.0 else data
-                if clamp or subtype.startswith("PCM"):  # integers cannot hold |x| > 1: never wrap around
+                if clamp or lossy or subtype.startswith("PCM"):  # integers cannot hold |x| > 1: never wrap around
                     data = np.clip(data, -1.0, 1.0 - 2.0**-23 if subtype.startswith("PCM") else 1.0)
-                dst.write(data)
                 left -= len(data)
+                if resampler is not None:
+                    data = resampler(np.ascontiguousarray(data.T), last=left <= 0).T
+                dst.write(data)
         self.tmp.unlink(missing_ok=True)
 
     def commit(self) -> Path:

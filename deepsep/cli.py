@@ -17,6 +17,7 @@ from .api import (
     engine_options, existing_policy, input_files, interrupts_raise, output_bits, output_root, plan_inputs,
     separate_files, spectrogram_path,
 )
+from .audio import MP3_LEVELS, OUTPUT_FORMATS
 from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
 from .weights import describe_rules, load_manifest
@@ -60,7 +61,11 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
 @click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
 @click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
-@click.option("--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(list(OUTPUT_FORMATS)), default="wav", show_default=True,
+              help="wav and flac are lossless; mp3, ogg (Vorbis) and opus are lossy (stems no longer add up exactly; "
+                   "opus stores 8/12/16/24/48 kHz and mp3 up to 48 kHz: other rates are resampled to the next one).")
+@click.option("--mp3-bitrate", type=click.Choice([str(b) for b in MP3_LEVELS]), metavar="KBPS",
+              help=f"Constant bitrate of --format mp3, one of {', '.join(map(str, MP3_LEVELS))} [default: 320].")
 @click.option("--bits", type=click.Choice(["16", "24", "32"]), help="Sample size; 32 is floating point (wav only) [default: 16].")
 @click.option("--int24", is_flag=True, help="Same as --bits 24.")
 @click.option("--float32", is_flag=True, help="Same as --bits 32 (float wav).")
@@ -90,11 +95,12 @@ def separate(**options) -> None:
 
 
 def _separate(paths, input_dir, model_name, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
-              segment, overlap, batch_size, shifts, stems, two_stems, fmt, bits, int24, float32, clip, atten_lim, plot,
-              quiet) -> None:
+              segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
+              atten_lim, plot, quiet) -> None:
     with reported():
         output = OutputOptions(_split_stems(stems), two_stems, fmt, output_bits(bits and int(bits), int24, float32),
-                               clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing))
+                               clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing),
+                               int(mp3_bitrate) if mp3_bitrate else None)
         check_output(output)
         out_dir = output_root(out_dir, output)
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
@@ -139,6 +145,8 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> lis
             if len(tasks) <= len(results):  # failed before it started (its model or header)
                 start(result.path, result.track)
             task, label = tasks[-1], result.track[:40]
+            for warning in result.warnings:
+                progress.console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
             if result.error:
                 progress.update(task, description=f"[red]{label}[/]")
                 progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)

@@ -246,7 +246,67 @@ def test_unwritable_output_folder(tmp_path, write_audio):
         ro.mkdir()
         ro.chmod(0o500)
         res = run("separate", str(src), "-m", "tiny-test", "-o", str(ro))
-        assert res.exit_code == 1
+        assert res.exit_code == 1 and "Permission denied" in res.output and "System error" not in res.output
+
+
+@pytest.mark.parametrize("fmt,rate", [("mp3", 44100), ("ogg", 44100), ("opus", 44100), ("opus", 16000)])
+def test_lossy_output_formats(tmp_path, write_audio, fmt, rate):
+    """mp3, ogg (Vorbis) and opus stems: readable, the input's length, close to the input when summed;
+    opus at a rate it cannot store is written at the next one it can (48 kHz)."""
+    src = write_audio("song.wav", seconds=2.0, sample_rate=rate, channels=2)
+    res = run("separate", str(src), "-m", "tiny-test-music", "-o", str(tmp_path / "o"), "--format", fmt)
+    assert res.exit_code == 0, res.output
+    stems = sorted((tmp_path / "o" / "song").glob(f"*.{fmt}"))
+    assert len(stems) == 4
+    mix, _ = read(src)
+    out_rate = 48000 if fmt == "opus" and rate == 44100 else rate
+    total = 0
+    for stem in stems:
+        data, sr = read(stem)
+        assert sr == out_rate and abs(len(data) - len(mix) * out_rate / rate) < 0.01 * len(data)
+        total = total + data
+    if out_rate == rate:
+        n = min(len(total), len(mix))
+        corr = np.sum(total[:n] * mix[:n]) / np.sqrt(np.sum(total[:n] ** 2) * np.sum(mix[:n] ** 2))
+        assert corr > 0.9
+
+
+def test_mp3_bitrate(tmp_path, write_audio):
+    src = write_audio("song.wav", seconds=2.0, sample_rate=44100, channels=2)
+    sizes = {}
+    for kbps in ("320", "128"):
+        res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / kbps), "--format", "mp3",
+                  "--mp3-bitrate", kbps)
+        assert res.exit_code == 0, res.output
+        sizes[kbps] = (tmp_path / kbps / "song" / "voice.mp3").stat().st_size
+    assert sizes["128"] < 0.6 * sizes["320"]
+    for args, word in ((["--format", "flac", "--mp3-bitrate", "128"], "--mp3-bitrate is for --format mp3"),
+                       (["--format", "mp3", "--mp3-bitrate", "100"], "100")):
+        res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / "x"), *args)
+        assert res.exit_code == 2 and word in res.output
+
+
+def test_truncated_wav_is_separated_with_a_warning(tmp_path, write_audio):
+    src = write_audio("cut.wav", seconds=3.0, sample_rate=8000, channels=1)
+    os.truncate(src, src.stat().st_size // 10)
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 0, res.output
+    warning = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "truncated" in warning[0] and "promises 3.00 s" in warning[0], res.output
+    whole = write_audio("whole.wav", seconds=1.0, sample_rate=8000, channels=1)
+    res = run("separate", str(whole), "-m", "tiny-test", "-o", str(tmp_path / "o"))
+    assert "warning" not in res.output
+
+
+def test_m4a_without_ffmpeg_says_so(tmp_path, monkeypatch):
+    from deepsep import audio
+    from deepsep.errors import AudioError
+
+    fake = tmp_path / "talk.m4a"
+    fake.write_bytes(b"\0\0\0\x20ftypM4A " + bytes(64))
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    with pytest.raises(AudioError, match="m4a files needs ffmpeg, which is not installed"):
+        audio.AudioReader(fake)
 
 
 def test_failure_keeps_earlier_outputs(tmp_path, write_audio):
