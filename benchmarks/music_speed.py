@@ -43,7 +43,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        model, weights = get_model(args.model), args.model
+        model, weights = get_model(args.model, trust_local=True), args.model
     except ModelError as e:
         if args.model != "music-4stem":
             raise SystemExit(f"error: {e}")

@@ -45,7 +45,7 @@ def child(args: argparse.Namespace) -> None:
     from deepsep.weights import get_model
 
     torch.set_num_threads(args.threads)
-    model = get_model(args.model)
+    model = get_model(args.model, trust_local=True)
     start = time.perf_counter()
     result = separate_file(model, Path(args.child), Path(args.out), engine=EngineOptions(segment=args.segment, batch_size=args.batch_size))
     elapsed = time.perf_counter() - start

@@ -379,7 +379,7 @@ def main() -> None:
         for name in models:
             label = f"deepsep {name}"
             try:
-                model = get_model(name)
+                model = get_model(name, trust_local=True)
             except DeepsepError as e:
                 log(f"{label}: skipped: {e}")
                 why = "not in the manifest yet" if "unknown model" in str(e) else str(e)

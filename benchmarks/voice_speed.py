@@ -40,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = {}
     for name in args.model or ["unet", "convtasnet"]:
-        models[name] = get_model(name) if args.model else build_model(name, {}).eval()
+        models[name] = get_model(name, trust_local=True) if args.model else build_model(name, {}).eval()
     for name, model in models.items():
         wav = test_signal(args.minutes * 60, model.sample_rate)
         out, facts = time_separation(model, wav, args)

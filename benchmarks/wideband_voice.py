@@ -272,7 +272,7 @@ def main() -> None:
     for name in args.model or ["voice-unet"]:
         for rate in args.rates:
             concrete = alias_for_rate(name, rate)
-            model = get_model(name, rate=rate)
+            model = get_model(name, rate=rate, trust_local=True)
             assert tuple(model.sources) == ("voice", "noise"), f"{name}: not a voice/noise model ({model.sources})"
             label = concrete if concrete == name else f"{name} ({concrete})"
             edges[label] = model.sample_rate / 2

@@ -31,7 +31,7 @@ from .audio import (
 from .engine import StreamingSeparator
 from .errors import AudioError, DeepsepError, ModelError, UsageError
 from .models.base import SeparationModel
-from .weights import TEST_MODELS, Manifest, alias_for_rate, get_model, load_manifest
+from .weights import TEST_MODELS, Manifest, alias_for_rate, load_manifest, load_resolved, resolve
 
 CLIP_POLICIES = ("rescale", "clamp", "none")
 #: the fields of a --filename template, and the default one (Demucs' layout without the model folder)
@@ -482,8 +482,10 @@ class ModelCache:
     """The models of one run, each loaded once and reused across files. ``name`` may be a
     rate-dependent alias (``-m voice``), which picks a model for each file by its sample rate."""
 
-    def __init__(self, name: str, device: str, manifest: Manifest):
+    def __init__(self, name: str, device: str, manifest: Manifest, trust_local: bool = False):
         self.name, self.device, self.manifest = name, device, manifest
+        self.trust_local = trust_local  # load a local file that no sha256 vouches for (see weights.check_local_file)
+        self.unchecked: list[Path] = []  # such files, loaded
         self.loaded: dict[str, SeparationModel] = {}  # concrete model name -> model
         self._picked: dict[Path, str] = {}  # input file -> concrete model name
 
@@ -498,7 +500,10 @@ class ModelCache:
     def model(self, name: str) -> SeparationModel:
         """The concrete model ``name``, loaded on first use."""
         if name not in self.loaded:
-            self.loaded[name] = get_model(name, self.device, self.manifest)
+            res = resolve(name, self.manifest, trust_local=self.trust_local)
+            if res.origin == "unchecked file" and res.path is not None:
+                self.unchecked.append(res.path)
+            self.loaded[name] = load_resolved(res, self.device)
         return self.loaded[name]
 
     def for_file(self, path: Path | None = None) -> tuple[str, SeparationModel]:

@@ -42,6 +42,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--input", "input_dir", metavar="DIR", help="Separate every audio file in DIR ('custom' means ./input).")
 @click.option("-m", "--model", "model_name", metavar="NAME", help="Model name, alias or .safetensors file (see `deepsep models`).")
+@click.option("--trust-local", is_flag=True,
+              help="Load a -m FILE that neither the manifest's sha256 nor a FILE.sha256 beside it vouches for (warned).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
               help="Output folder: stems go to OUT/<track>/<stem>.<ext> (see --filename) [default: outputs].")
 @click.option("--filename", default=DEFAULT_FILENAME, show_default=True, metavar="TEMPLATE",
@@ -94,7 +96,7 @@ def separate(**options) -> None:
         sys.exit(e.exit_status)
 
 
-def _separate(paths, input_dir, model_name, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
+def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
               segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
               atten_lim, plot, quiet) -> None:
     with reported():
@@ -106,9 +108,11 @@ def _separate(paths, input_dir, model_name, out_dir, filename, suffix, overwrite
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
         batch, dropped = plan_inputs(input_files(paths, input_dir), output)
         manifest = load_manifest()
-        models = ModelCache(model_name or manifest.default, engine.device, manifest)
+        models = ModelCache(model_name or manifest.default, engine.device, manifest, trust_local)
         for model in models.preload(path for path, _ in batch).values():  # every model the files need, once
             check_output(output, model.sources)
+    for path in models.unchecked:
+        warn(f"{path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
     warning = clip_warning(output)
     if warning:
         warn(warning)

@@ -211,7 +211,7 @@ class Resolved:
     """Where a model name led: the file (if any), its origin, and the manifest entry (if any)."""
 
     name: str
-    origin: str  # "file", "test", "bundled", "hub"
+    origin: str  # "file" (checked), "unchecked file" (--trust-local), "test", "bundled", "hub"
     path: Path | None
     entry: ManifestEntry | None
 
@@ -228,14 +228,40 @@ def alias_for_rate(name: str, rate: int | None, manifest: Manifest | None = None
     return (manifest or load_manifest()).alias_for_rate(name, rate)
 
 
-def resolve(name: str, manifest: Manifest | None = None, download: bool = True, rate: int | None = None) -> Resolved:
-    """Find the weights of ``name`` (a path, a test model, a manifest name or alias), verified;
-    ``rate``, the input's sample rate, decides a rate-dependent alias (see :func:`alias_for_rate`)."""
+def check_local_file(path: Path, manifest: Manifest, trust_local: bool = False) -> tuple[str, ManifestEntry | None]:
+    """(origin, entry) of a model file given by path, or ModelError. It must have the sha256 of a
+    manifest entry (that entry is returned), or the one written in ``FILE.sha256`` beside it (the
+    first word, as ``sha256sum`` writes it); a mismatch with that file is always refused, and a
+    file with neither is refused unless ``trust_local`` (origin "unchecked file")."""
+    digest = sha256_file(path)
+    entry = next((e for e in manifest.entries.values() if e.sha256 == digest), None)
+    if entry is not None:
+        return "file", entry
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        words = sidecar.read_text(errors="replace").split()
+        if not words or words[0].lower() != digest:
+            raise ModelError(f"{path} fails its sha256 check against {sidecar.name} (expected "
+                             f"{(words[0][:12] if words else 'nothing')}…, got {digest[:12]}…): refusing to load it")
+        return "file", None
+    if not trust_local:
+        raise ModelError(f"{path}: an unknown model file: its sha256 ({digest[:12]}…) is no model's in the manifest "
+                         f"and there is no {sidecar.name} beside it; write one (sha256sum {path.name} > "
+                         f"{sidecar.name}) or pass --trust-local to load it unchecked")
+    return "unchecked file", None
+
+
+def resolve(name: str, manifest: Manifest | None = None, download: bool = True, rate: int | None = None,
+            trust_local: bool = False) -> Resolved:
+    """Find the weights of ``name`` (a path, a test model, a manifest name or alias), verified (a
+    path: see :func:`check_local_file`); ``rate``, the input's sample rate, decides a
+    rate-dependent alias (see :func:`alias_for_rate`)."""
     if _is_path(name):
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        return Resolved(name, "file", path, None)
+        origin, entry = check_local_file(path, manifest or load_manifest(), trust_local)
+        return Resolved(name, origin, path, entry)
     if name in TEST_MODELS:
         return Resolved(name, "test", None, None)
     manifest = manifest or load_manifest()
@@ -261,11 +287,16 @@ def resolve(name: str, manifest: Manifest | None = None, download: bool = True, 
 
 def get_model(
     name: str, device: str | torch.device = "cpu", manifest: Manifest | None = None, rate: int | None = None,
+    trust_local: bool = False,
 ) -> SeparationModel:
     """A ready model (eval mode, on ``device``) from a name or path; see :func:`resolve`."""
-    res = resolve(name, manifest, rate=rate)
+    return load_resolved(resolve(name, manifest, rate=rate, trust_local=trust_local), device)
+
+
+def load_resolved(res: Resolved, device: str | torch.device = "cpu") -> SeparationModel:
+    """The model that :func:`resolve` found, ready (eval mode, on ``device``)."""
     if res.origin == "test":
-        arch, config, seed = TEST_MODELS[name]
+        arch, config, seed = TEST_MODELS[res.name]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(arch, config)

@@ -526,3 +526,17 @@ def test_signals_remove_partial_files(tmp_path, signum, status):
     assert proc.returncode == status, output
     assert "interrupted" in output and signal.Signals(signum).name in output, output
     assert list(out.iterdir()) == []  # no partial files, no track folder
+
+
+def test_local_model_file_is_refused_unless_vouched_for_or_trusted(tmp_path, write_audio):
+    from deepsep.checkpoint import save_model
+    from deepsep.weights import get_model
+
+    src = write_audio("a.wav")
+    model = save_model(get_model("tiny-test"), tmp_path / "mine.safetensors")
+    res = run("separate", str(src), "-m", str(model), "-o", str(tmp_path / "o"))
+    assert res.exit_code == 1 and "--trust-local" in res.output and not (tmp_path / "o").exists()
+    res = run("separate", str(src), "-m", str(model), "-o", str(tmp_path / "o"), "--trust-local")
+    assert res.exit_code == 0, res.output
+    assert sum("loaded unchecked" in line for line in res.output.splitlines()) == 1
+    assert (tmp_path / "o" / "a" / "voice.wav").is_file()

@@ -62,13 +62,28 @@ def test_unknown_model_and_bad_files(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="safetensors"):
-        get_model(str(junk))
+        get_model(str(junk), trust_local=True)
 
 
-def test_local_file_path_loads(tmp_path):
+def test_local_file_needs_a_sha256_that_vouches_for_it(tmp_path, monkeypatch):
+    """-m FILE: loaded when its sha256 is a manifest entry's or the one in FILE.sha256 beside it;
+    a mismatch is refused; a file with neither only with trust_local (--trust-local)."""
     path = save_model(get_model("tiny-test"), tmp_path / "mine.safetensors")
-    model = get_model(str(path))
-    assert model.sources == ("voice", "noise")
+    with pytest.raises(ModelError, match="unknown model file.*--trust-local"):
+        get_model(str(path))
+    assert resolve(str(path), trust_local=True).origin == "unchecked file"
+    assert get_model(str(path), trust_local=True).sources == ("voice", "noise")
+    sidecar = tmp_path / "mine.safetensors.sha256"
+    sidecar.write_text(f"{sha256_file(path)}  mine.safetensors\n")  # as sha256sum writes it
+    assert resolve(str(path)).origin == "file" and get_model(str(path)).sources == ("voice", "noise")
+    sidecar.write_text("0" * 64 + "\n")
+    for trust in (False, True):  # a file that fails its own checksum is never loaded
+        with pytest.raises(ModelError, match="fails its sha256 check against mine.safetensors.sha256"):
+            get_model(str(path), trust_local=trust)
+    sidecar.unlink()
+    monkeypatch.setenv("DEEPSEP_MANIFEST", str(_manifest(tmp_path, [_entry("voice-x", path)])))
+    res = resolve(str(path))
+    assert res.origin == "file" and res.entry is not None and res.entry.name == "voice-x"
 
 
 def _fill_hub_cache(cache: Path, repo: str, filename: str, src: Path) -> None:

@@ -13,18 +13,20 @@ from rich.table import Table
 
 from .. import __version__
 from ..api import engine_options
-from ..console import THREADS_HELP, err, fail, reported
+from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
-from ..weights import get_model, load_manifest, resolve, sha256_file
+from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file
 
 out = Console()
 
 
-def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str, rate: int | None = None):
-    """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors);
-    ``rate``, the test set's sample rate, decides a rate-dependent alias such as ``voice``."""
+def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str, rate: int | None = None,
+                    trust_local: bool = False):
+    """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors, the
+    developer's own: loaded unchecked); ``rate``, the test set's sample rate, decides a
+    rate-dependent alias such as ``voice``; ``trust_local``: as ``separate --trust-local``."""
     if checkpoint:
         path = Path(checkpoint)
         if not path.is_file():
@@ -34,12 +36,14 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 
             model = model_from_checkpoint(path).to(device)
         else:
-            model = get_model(str(path), device)
+            model = get_model(str(path), device, trust_local=True)
         return model, {"name": path.name, "origin": "checkpoint", "sha256": sha256_file(path), "path": str(path)}
     manifest = load_manifest()
     name = model_name or ("voice" if task == "speech" else manifest.default)
-    res = resolve(name, manifest, rate=rate)
-    model = get_model(res.name, device, manifest)
+    res = resolve(name, manifest, rate=rate, trust_local=trust_local)
+    if res.origin == "unchecked file":
+        warn(f"{res.path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
+    model = load_resolved(res, device)
     sha = res.entry.sha256 if res.entry else (sha256_file(res.path) if res.path else "random weights")
     return model, {"name": res.name, "origin": res.origin, "sha256": sha, "path": str(res.path or "")}
 
@@ -49,6 +53,8 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
               envvar="DEEPSEP_DATA", help="Where named test sets live (built by `deepsep data prepare`).")
 @click.option("-m", "--model", "model_name", help="Model name or .safetensors file [default: voice or the music default].")
+@click.option("--trust-local", is_flag=True,
+              help="Load a -m FILE that neither the manifest's sha256 nor a FILE.sha256 beside it vouches for (warned).")
 @click.option("--checkpoint", type=click.Path(), help="A training checkpoint (.pt) or model file to evaluate instead.")
 @click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Report folder [default: outputs/eval/<model>_<dataset>].")
@@ -62,7 +68,7 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
-def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_dir, device, threads, segment,
+def evaluate_command(dataset, data_root, model_name, trust_local, checkpoint, baselines, out_dir, device, threads, segment,
                      overlap, batch_size, shifts, limit, plot_items) -> None:
     """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
     with reported():
@@ -70,7 +76,7 @@ def evaluate_command(dataset, data_root, model_name, checkpoint, baselines, out_
         root = resolve_dataset(dataset, data_root)
         items = detect_items(root)[:limit]
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
-        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate)
+        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
     out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted: list[str] = []
