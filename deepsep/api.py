@@ -26,17 +26,14 @@ import numpy as np
 import torch
 
 from .audio import (
-    AUDIO_EXTENSIONS, MP3_LEVELS, OUTPUT_FORMATS, AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
+    AUDIO_EXTENSIONS, CLIP_POLICIES, DEFAULT_FILENAME, FILENAME_FIELDS, MP3_LEVELS, OUTPUT_FORMATS, AudioReader, Fifo,
+    StemWriter, StreamResampler, remove_stale_partials, subtype_for,
 )
 from .engine import StreamingSeparator
 from .errors import AudioError, DeepsepError, ModelError, UsageError
 from .models.base import SeparationModel
 from .weights import TEST_MODELS, Manifest, alias_for_rate, load_manifest, load_resolved, resolve
 
-CLIP_POLICIES = ("rescale", "clamp", "none")
-#: the fields of a --filename template, and the default one (Demucs' layout without the model folder)
-FILENAME_FIELDS = ("model", "track", "stem", "ext")
-DEFAULT_FILENAME = "{track}/{stem}.{ext}"
 #: a file whose outputs exist: refuse it (an error), overwrite them, or skip the file when all exist
 EXISTING_POLICIES = ("refuse", "overwrite", "skip")
 

@@ -34,6 +34,10 @@ OUTPUT_FORMATS = {
     "ogg": ("OGG", {16: "VORBIS"}),
     "opus": ("OGG", {16: "OPUS"}),
 }
+CLIP_POLICIES = ("rescale", "clamp", "none")
+#: the fields of a --filename template, and the default one (Demucs' layout without the model folder)
+FILENAME_FIELDS = ("model", "track", "stem", "ext")
+DEFAULT_FILENAME = "{track}/{stem}.{ext}"
 #: the sample rates a lossy codec stores; other input rates are resampled to the next one up (or the top one)
 CODEC_RATES = {
     "MPEG_LAYER_III": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),

@@ -1,33 +1,68 @@
-"""The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.api`."""
+"""The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.api`.
+
+PyTorch and the modules that need it are imported only inside the commands that use them, and
+the subcommand groups (eval, data, train) only when they run, so that ``--help`` and usage
+errors answer at once.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__
-from .api import (
-    CLIP_POLICIES, DEFAULT_FILENAME, FileResult, Interrupted, ModelCache, OutputOptions, check_output, clip_warning,
-    engine_options, existing_policy, input_files, interrupts_raise, output_bits, output_root, plan_inputs,
-    separate_files, spectrogram_path,
-)
-from .audio import MP3_LEVELS, OUTPUT_FORMATS
+from .audio import CLIP_POLICIES, DEFAULT_FILENAME, MP3_LEVELS, OUTPUT_FORMATS
 from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
-from .weights import describe_rules, load_manifest
-from .modelinfo import model_rows
-from .reports import plot_outputs
+
+if TYPE_CHECKING:
+    from .api import FileResult, ModelCache
 
 out = Console()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose ``lazy`` subcommands (name -> (module, attribute, one-line help)) are imported
+    only when they run; the help lists them from their one-line help, without importing them."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, attr, _ = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module, __package__), attr), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)))
+        rows = [(name, click.utils.make_default_short_help(self.lazy[name][2], limit)
+                 if name in self.lazy and name not in self.commands else self.commands[name].get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+#: the subcommands imported when they run (their one-line help must be their docstring's first line)
+LAZY_COMMANDS = {
+    "eval": (".commands.evaluate", "evaluate_command", "Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."),
+    "data": (".commands.data", "data", "Prepare datasets (mixtures of clean speech and noise)."),
+    "train": (".commands.train", "train", "Retrain a voice model (checkpoints, resume, validation, logs, export)."),
+}
+
+
+@click.group(cls=LazyGroup, lazy=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deepsep")
 def main() -> None:
     """Separate speech from noise, and songs into vocals, drums, bass and other."""
@@ -88,6 +123,8 @@ def separate(**options) -> None:
     is separated: a usage error exits with status 2. A file whose outputs exist fails unless
     --overwrite or --skip-existing. SIGINT and SIGTERM remove the unfinished files and exit with
     status 130 and 143."""
+    from .api import Interrupted, interrupts_raise
+
     try:
         with interrupts_raise():
             _separate(**options)
@@ -99,6 +136,12 @@ def separate(**options) -> None:
 def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
               segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
               atten_lim, plot, quiet) -> None:
+    from .api import (
+        ModelCache, OutputOptions, check_output, clip_warning, engine_options, existing_policy, input_files, output_bits,
+        output_root, plan_inputs, spectrogram_path,
+    )
+    from .weights import load_manifest
+
     with reported():
         output = OutputOptions(_split_stems(stems), two_stems, fmt, output_bits(bits and int(bits), int24, float32),
                                clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing),
@@ -123,6 +166,8 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
     if plot:
         for r in results:
             if not r.error and not r.skipped:
+                from .reports import plot_outputs
+
                 r.outputs["spectrograms"] = plot_outputs(r.path, dict(r.outputs), spectrogram_path(r, out_dir, output))
     if not quiet:
         _print_summary(results, None if suffix is not None else out_dir)
@@ -133,6 +178,10 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
 
 
 def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> list[FileResult]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .api import separate_files
+
     results: list[FileResult] = []
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -195,10 +244,22 @@ def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
     out.print(table)
 
 
+def _audio_text(r: dict) -> str:
+    channels = {1: "mono", 2: "stereo"}.get(r["channels"], f"{r['channels']} channels")
+    return f"{r['sample_rate'] / 1000:g} kHz {channels}"
+
+
+def _size_text(r: dict) -> str:
+    return f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def models(as_json: bool) -> None:
     """List the available models: where they come from, whether they are present and verified."""
+    from .modelinfo import model_rows
+    from .weights import describe_rules, load_manifest
+
     try:
         manifest = load_manifest()
     except DeepsepError as e:
@@ -209,32 +270,30 @@ def models(as_json: bool) -> None:
 
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"deepsep models (manifest: {manifest.path})")
-    for col in ("name", "sources", "audio", "size", "from", "status", "validation"):
-        table.add_column(col, no_wrap=col in ("name", "size"))
-    for r in rows:
-        name = r["name"] + (" (default)" if r["default"] else "") + "".join(f"\n= {a}" for a in r["aliases"])
-        size = f"{r['size'] / 1e6:.1f} MB" if r["size"] else "-"
-        audio = f"{r['sample_rate'] / 1000:g} kHz {'mono' if r['channels'] == 1 else 'stereo' if r['channels'] == 2 else r['channels']}"
-        table.add_row(name, " ".join(r["sources"]), audio, size, r["origin"], r["status"], r["metrics"])
-    out.print(table)
+    if out.width >= 120:
+        table = Table(title=f"deepsep models (manifest: {manifest.path})")
+        for col in ("name", "sources", "audio", "size", "from", "status", "validation"):
+            table.add_column(col, no_wrap=col in ("name", "size"))
+        for r in rows:
+            name = r["name"] + (" (default)" if r["default"] else "") + "".join(f"\n= {a}" for a in r["aliases"])
+            table.add_row(name, " ".join(r["sources"]), _audio_text(r), _size_text(r), r["origin"], r["status"], r["metrics"])
+        out.print(table)
+    else:  # a narrow terminal or a pipe (80 columns): one block per model, wrapped, nothing cut off
+        import textwrap
+
+        out.print(f"deepsep models (manifest: {manifest.path})", highlight=False)
+        for r in rows:
+            head = r["name"] + (" (default)" if r["default"] else "") + "".join(f", = {a}" for a in r["aliases"])
+            facts = (f"{' '.join(r['sources'])}; {_audio_text(r)}; {_size_text(r)}; {r['origin']}, {r['status']}"
+                     + (f"; {r['metrics']}" if r["metrics"] else ""))
+            out.print(head, highlight=False, soft_wrap=True)
+            out.print(textwrap.fill(facts, max(40, out.width), initial_indent="    ", subsequent_indent="    "),
+                      highlight=False, soft_wrap=True)
     for alias, rules in manifest.rate_aliases.items():
         out.print(f"{alias} -> {describe_rules(rules)}", highlight=False)
     if not manifest.entries:
         out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")
 
-
-from .commands.data import data  # noqa: E402
-from .commands.evaluate import evaluate_command  # noqa: E402
-from .commands.prepare import prepare  # noqa: E402
-from .commands.train import train  # noqa: E402
-from .commands.train_music import gan  # noqa: E402
-
-main.add_command(evaluate_command)
-data.add_command(prepare)
-main.add_command(data)
-train.add_command(gan)
-main.add_command(train)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import click
 from click.testing import CliRunner
 
 from deepsep.cli import main
@@ -339,6 +340,9 @@ def test_models_lists_test_models():
     res = run("models", "--json")
     assert res.exit_code == 0
     assert "tiny-test-music" in res.output and "random weights" in res.output
+    res = run("models")  # in a pipe: 80 columns, nothing cut off
+    assert res.exit_code == 0 and "tiny-test-music" in res.output and "…" not in res.output
+    assert max(map(len, res.output.splitlines())) <= 80
 
 
 def test_duplicate_track_names_do_not_overwrite(tmp_path, write_audio):
@@ -540,3 +544,21 @@ def test_local_model_file_is_refused_unless_vouched_for_or_trusted(tmp_path, wri
     assert res.exit_code == 0, res.output
     assert sum("loaded unchecked" in line for line in res.output.splitlines()) == 1
     assert (tmp_path / "o" / "a" / "voice.wav").is_file()
+
+
+def test_help_does_not_import_torch():
+    """`deepsep --help` and `separate --help` answer without importing PyTorch (seconds on a busy
+    machine); the lazy subcommands' one-line help is their own."""
+    code = ("import sys; from deepsep.cli import main\n"
+            "for args in (['--help'], ['separate', '--help'], ['models', '--help']):\n"
+            "    try: main(args)\n"
+            "    except SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr
+    from deepsep.cli import LAZY_COMMANDS, main as group
+
+    ctx = click.Context(group)
+    for name, (_, _, short) in LAZY_COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None and (command.help or "").strip().splitlines()[0] == short

@@ -54,3 +54,8 @@ def mix(speech_dir, noise_dir, out_dir, count, seconds, snrs, snr_range, sample_
 
 if __name__ == "__main__":  # python -m deepsep.commands.data ...
     data()
+
+
+from .prepare import prepare  # noqa: E402  (a subcommand of its own module)
+
+data.add_command(prepare)

@@ -203,5 +203,9 @@ def export(checkpoint, name, out_dir, manifest, half, alias, training_command, v
                f"SI-SDRi {m['si_sdri']:.2f} dB")
 
 
+from .train_music import gan  # noqa: E402  (the music model's training, a subcommand of its own module)
+
+train.add_command(gan)
+
 if __name__ == "__main__":  # python -m deepsep.commands.train ...
     train()
