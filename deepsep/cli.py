@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -190,19 +191,19 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> lis
     tasks = []
 
     def start(path: Path, track: str):
-        tasks.append(progress.add_task(track[:40], total=None))
+        tasks.append(progress.add_task(escape(track[:40]), total=None))
         return lambda done, total, task=tasks[-1]: progress.update(task, completed=done, total=total)
 
     with progress:
         for result in separate_files(models, batch, out_dir, output, engine, start):
             if len(tasks) <= len(results):  # failed before it started (its model or header)
                 start(result.path, result.track)
-            task, label = tasks[-1], result.track[:40]
+            task, label = tasks[-1], escape(result.track[:40])
             for warning in result.warnings:
-                progress.console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+                progress.console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             if result.error:
                 progress.update(task, description=f"[red]{label}[/]")
-                progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+                progress.console.print(f"[bold red]error:[/] {escape(result.error)}", highlight=False, soft_wrap=True)
             else:
                 progress.update(task, completed=1, total=1,
                                 description=f"{label} (skipped: outputs exist)" if result.skipped else label)
@@ -223,7 +224,7 @@ def _outputs_text(r: FileResult, out_dir: Path | None) -> str:
 def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
     done = sum(not r.error and not r.skipped for r in results)
     skipped = sum(r.skipped for r in results)
-    where = f"into {out_dir}/" if out_dir is not None else "beside their inputs"
+    where = f"into {escape(str(out_dir))}/" if out_dir is not None else "beside their inputs"
     title = f"deepsep: {done} of {len(results)} separated {where}" + (f", {skipped} skipped (outputs exist)" if skipped else "")
     table = Table(title=title)
     columns = (("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"),
@@ -232,15 +233,16 @@ def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
         table.add_column(col, justify=justify)
     for r in results:
         if r.error:
-            table.add_row(str(r.path), r.model, "", "", "", "[red]failed[/]")
+            table.add_row(escape(str(r.path)), r.model, "", "", "", "[red]failed[/]")
             continue
         if r.skipped:
-            table.add_row(str(r.path), r.model, "", "", "", f"skipped, they exist: {_outputs_text(r, out_dir)}")
+            table.add_row(escape(str(r.path)), r.model, "", "", "", escape(f"skipped, they exist: {_outputs_text(r, out_dir)}"))
             continue
         stems = _outputs_text(r, out_dir)
         if r.gain_db:
             stems += f"  (rescaled {r.gain_db:+.1f} dB to avoid clipping)"
-        table.add_row(str(r.path), r.model, f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}", stems)
+        table.add_row(escape(str(r.path)), r.model, f"{r.duration:.1f} s", f"{r.elapsed:.1f} s", f"{r.rtf:.3f}",
+                      escape(stems))
     out.print(table)
 
 
@@ -271,7 +273,7 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if out.width >= 120:
-        table = Table(title=f"deepsep models (manifest: {manifest.path})")
+        table = Table(title=f"deepsep models (manifest: {escape(str(manifest.path))})")
         for col in ("name", "sources", "audio", "size", "from", "status", "validation"):
             table.add_column(col, no_wrap=col in ("name", "size"))
         for r in rows:
@@ -281,7 +283,7 @@ def models(as_json: bool) -> None:
     else:  # a narrow terminal or a pipe (80 columns): one block per model, wrapped, nothing cut off
         import textwrap
 
-        out.print(f"deepsep models (manifest: {manifest.path})", highlight=False)
+        out.print(f"deepsep models (manifest: {escape(str(manifest.path))})", highlight=False)
         for r in rows:
             head = r["name"] + (" (default)" if r["default"] else "") + "".join(f", = {a}" for a in r["aliases"])
             facts = (f"{' '.join(r['sources'])}; {_audio_text(r)}; {_size_text(r)}; {r['origin']}, {r['status']}"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import DeepsepError, UsageError
 
@@ -18,14 +19,15 @@ THREADS_HELP = ("CPU threads for PyTorch (0: PyTorch's default, one per core) [d
 
 
 def fail(message: str, status: int = 1) -> None:
-    """Print a one-line error and exit with ``status`` (1; 2 for a usage error)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a one-line error and exit with ``status`` (1; 2 for a usage error). The message is plain
+    text: brackets in it (a file named ``take [live].wav``) are printed as they are."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(status)
 
 
 def warn(message: str) -> None:
-    """Print a one-line warning."""
-    err.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    """Print a one-line warning (plain text, as :func:`fail`)."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -10,6 +10,19 @@ import numpy as np
 import soxr
 
 
+#: why PESQ columns are empty when the ``pesq`` package is missing (it has no wheel for some systems)
+PESQ_MISSING = ("PESQ not computed: the pesq package is not installed (pip install 'deepsep[eval]'; it builds from "
+                "source where no wheel fits, which needs a C compiler, e.g. apt-get install build-essential)")
+
+
+def pesq_available() -> bool:
+    try:
+        import pesq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def pesq_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float | None:
     """PESQ: narrow-band at 8 kHz (inputs below 16 kHz), wide-band at 16 kHz (16 kHz and above)."""
     try:

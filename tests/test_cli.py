@@ -562,3 +562,14 @@ def test_help_does_not_import_torch():
     for name, (_, _, short) in LAZY_COMMANDS.items():
         command = group.get_command(ctx, name)
         assert command is not None and (command.help or "").strip().splitlines()[0] == short
+
+
+def test_brackets_in_file_names_are_printed_as_they_are(tmp_path, write_audio):
+    """Rich markup must not eat `[live]` from a file name, in errors or in the summary."""
+    good = write_audio("take [live].wav")
+    gone = tmp_path / "gone [demo].wav"
+    res = run("separate", str(good), str(gone), "-m", "tiny-test", "-o", str(tmp_path / "o [x]"))
+    text = res.output.replace("\n", "")
+    assert res.exit_code == 1 and f"error: {gone}: no such file" in text, res.output
+    assert "take [live]" in text and "o [x]" in text
+    assert (tmp_path / "o [x]" / "take [live]" / "voice.wav").is_file()

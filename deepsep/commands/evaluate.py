@@ -15,6 +15,7 @@ from .. import __version__
 from ..api import engine_options
 from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError
+from ..perceptual import PESQ_MISSING, pesq_available
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file
@@ -77,6 +78,8 @@ def evaluate_command(dataset, data_root, model_name, trust_local, checkpoint, ba
         items = detect_items(root)[:limit]
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
         model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
+    if items[0].task == "speech" and not pesq_available():
+        warn(PESQ_MISSING)
     out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted: list[str] = []
