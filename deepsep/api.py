@@ -484,6 +484,7 @@ class ModelCache:
         self.trust_local = trust_local  # load a local file that no sha256 vouches for (see weights.check_local_file)
         self.unchecked: list[Path] = []  # such files, loaded
         self.loaded: dict[str, SeparationModel] = {}  # concrete model name -> model
+        self._lock = threading.Lock()  # files separated in threads (jobs) load a model once
         self._picked: dict[Path, str] = {}  # input file -> concrete model name
 
     def name_for(self, path: Path | None = None) -> str:
@@ -496,12 +497,13 @@ class ModelCache:
 
     def model(self, name: str) -> SeparationModel:
         """The concrete model ``name``, loaded on first use."""
-        if name not in self.loaded:
-            res = resolve(name, self.manifest, trust_local=self.trust_local)
-            if res.origin == "unchecked file" and res.path is not None:
-                self.unchecked.append(res.path)
-            self.loaded[name] = load_resolved(res, self.device)
-        return self.loaded[name]
+        with self._lock:
+            if name not in self.loaded:
+                res = resolve(name, self.manifest, trust_local=self.trust_local)
+                if res.origin == "unchecked file" and res.path is not None:
+                    self.unchecked.append(res.path)
+                self.loaded[name] = load_resolved(res, self.device)
+            return self.loaded[name]
 
     def for_file(self, path: Path | None = None) -> tuple[str, SeparationModel]:
         """(concrete name, model) for a file."""
@@ -573,8 +575,8 @@ def separate_file(
             raise DeepsepError(f"cannot create output folder {staging}: {_reason(e)}") from None
         writers: list[StemWriter] = []
         try:
-            for i, final in enumerate(targets.values()):
-                writers.append(StemWriter(final, info.sample_rate, info.channels, staging, tag=i))
+            for final in targets.values():
+                writers.append(StemWriter(final, info.sample_rate, info.channels, staging))
         except (OSError, RuntimeError) as e:
             for w in writers:
                 w.discard()
@@ -623,25 +625,68 @@ def separate_files(
     output: OutputOptions = OutputOptions(),
     engine: EngineOptions = EngineOptions(),
     progress_for: Callable[[Path, str], ProgressFn | None] | None = None,
+    jobs: int = 1,
 ) -> Iterator[FileResult]:
-    """Separate a batch of (file, track name) pairs (:func:`plan_inputs`) one after the other,
-    yielding each file's result: a file that fails has its ``error`` set and the batch goes on.
-    ``progress_for(file, track)`` gives the progress callback of a file as it starts."""
+    """Separate a batch of (file, track name) pairs (:func:`plan_inputs`), yielding each file's
+    result in the batch's order: a file that fails has its ``error`` set and the batch goes on.
+    ``progress_for(file, track)`` gives the progress callback of a file as it starts.
+
+    ``jobs`` > 1 separates that many files at once, in threads that share the loaded models
+    (PyTorch, soxr and libsndfile work outside Python's lock). If the caller stops early (an
+    exception, e.g. :class:`Interrupted`, in the thread that iterates), the files under way stop
+    at their next block, remove their hidden files, and are waited for.
+    """
     known = known_sources(models.manifest, models.loaded.values())
     cleaned: set[Path] = set()
-    for path, track in files:
+    stop = threading.Event()
+
+    def one(path: Path, track: str) -> FileResult:
         name = ""
+        progress = progress_for(path, track) if progress_for else None
+        if jobs > 1:
+            progress = _stoppable(progress, stop)
         try:
             name, model = models.for_file(path)
-            result = separate_file(model, path, out_dir, output, engine, track=track,
-                                   progress=progress_for(path, track) if progress_for else None,
-                                   model_name=name, known=known, cleaned=cleaned)
+            return separate_file(model, path, out_dir, output, engine, track=track, progress=progress,
+                                 model_name=name, known=known, cleaned=cleaned)
         except DeepsepError as e:
-            result = FileResult(path, track, model=name, error=str(e))
+            return FileResult(path, track, model=name, error=str(e))
         except Exception as e:  # an unexpected failure on one file: report it, go on with the others
             detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            result = FileResult(path, track, model=name, error=f"{path}: {type(e).__name__}: {detail}")
-        yield result
+            return FileResult(path, track, model=name, error=f"{path}: {type(e).__name__}: {detail}")
+
+    if jobs <= 1:
+        for path, track in files:
+            yield one(path, track)
+        return
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="deepsep-job") as pool:
+        futures = [pool.submit(one, path, track) for path, track in files]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:  # stopped early (or done): files not started never start, those under way stop and clean up
+            stop.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+
+
+class Stopped(Exception):
+    """A batch stopped while this file was under way (its hidden files are removed)."""
+
+
+def _stoppable(progress: ProgressFn | None, stop: threading.Event) -> ProgressFn:
+    """``progress``, raising :class:`Stopped` once ``stop`` is set (the stream calls it every block)."""
+
+    def call(done: int, total: int | None) -> None:
+        if stop.is_set():
+            raise Stopped("the batch was stopped")
+        if progress is not None:
+            progress(done, total)
+
+    return call
 
 
 class Interrupted(KeyboardInterrupt):

@@ -6,6 +6,7 @@ Arrays here are numpy ``float32`` shaped ``(channels, time)``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -265,21 +266,25 @@ def subtype_for(fmt: str, bits: int) -> tuple[str, str]:
 PARTIAL_NAME = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-\d+)?(?:\.w64)?$")
 
 
+_WRITER_IDS = itertools.count()
+
+
 class StemWriter:
     """Write one stem in blocks to a hidden float32 file; ``convert`` writes it in the output
     format under a second hidden name, ``commit`` renames that to the final name.
 
     The hidden files lie in ``staging`` (default: the final name's folder, which then must exist),
-    named ``.<final name>.partial-<PID>-<tag>`` (see :data:`PARTIAL_NAME`), so that a stem's folder
+    named ``.<final name>.partial-<PID>-<N>`` (see :data:`PARTIAL_NAME`; N counts the writers of the
+    process, so that files separated at once never share one), so that a stem's folder
     need not exist before the stem is complete. Until ``commit`` nothing exists under the final
     name (an older file there stays untouched); ``discard`` removes the hidden files.
     """
 
-    def __init__(self, final: Path, sample_rate: int, channels: int, staging: Path | None = None, tag: int = 0):
+    def __init__(self, final: Path, sample_rate: int, channels: int, staging: Path | None = None):
         self.final = final
         self.sample_rate = sample_rate
         self.channels = channels
-        self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{tag}"
+        self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{next(_WRITER_IDS)}"
         self.tmp = self.partial.with_name(self.partial.name + ".w64")
         self.tmp.touch()  # an unwritable folder raises OSError with its reason here, not libsndfile's "System error"
         self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import closing
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +93,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--skip-existing", is_flag=True, help="Skip files whose outputs all exist (resume a batch).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Separate N files at once (threads sharing the model; each with --threads PyTorch threads).")
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
 @click.option("--overlap", type=float, default=0.25, show_default=True, help="Overlap between segments, a fraction from 0 to below 1.")
 @click.option("--batch-size", type=int, help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
@@ -135,7 +138,7 @@ def separate(**options) -> None:
 
 
 def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
-              segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
+              jobs, segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
               atten_lim, plot, quiet) -> None:
     from .api import (
         ModelCache, OutputOptions, check_output, clip_warning, engine_options, existing_policy, input_files, output_bits,
@@ -163,7 +166,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
     if dropped:
         warn(f"{len(dropped)} input(s) named like the --suffix output of another input, not separated: "
              f"{', '.join(map(str, dropped[:3]))}{', ...' if len(dropped) > 3 else ''}")
-    results = _run_batch(models, batch, out_dir, output, engine, quiet)
+    results = _run_batch(models, batch, out_dir, output, engine, quiet, jobs)
     if plot:
         for r in results:
             if not r.error and not r.skipped:
@@ -178,7 +181,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
         sys.exit(1)
 
 
-def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> list[FileResult]:
+def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: int = 1) -> list[FileResult]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .api import separate_files
@@ -188,17 +191,17 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet) -> lis
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet, transient=False,
     )
-    tasks = []
+    tasks: dict[tuple[Path, str], int] = {}  # (file, track) -> its progress bar, made as the file starts
 
     def start(path: Path, track: str):
-        tasks.append(progress.add_task(escape(track[:40]), total=None))
-        return lambda done, total, task=tasks[-1]: progress.update(task, completed=done, total=total)
+        task = tasks[path, track] = progress.add_task(escape(track[:40]), total=None)
+        return lambda done, total: progress.update(task, completed=done, total=total)
 
-    with progress:
-        for result in separate_files(models, batch, out_dir, output, engine, start):
-            if len(tasks) <= len(results):  # failed before it started (its model or header)
+    with progress, closing(separate_files(models, batch, out_dir, output, engine, start, jobs)) as separated:
+        for result in separated:
+            if (result.path, result.track) not in tasks:  # failed before it started (its model or header)
                 start(result.path, result.track)
-            task, label = tasks[-1], escape(result.track[:40])
+            task, label = tasks[result.path, result.track], escape(result.track[:40])
             for warning in result.warnings:
                 progress.console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             if result.error:

@@ -506,21 +506,27 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path, write_audio):
     assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "voice.wav"]
 
 
-@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signals_remove_partial_files(tmp_path, signum, status):
-    """SIGTERM is handled like SIGINT: the partial files of the file being written are removed,
-    no track folder is left, and the exit status is 128 + the signal's number."""
-    src = tmp_path / "long.wav"
-    sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal(8000 * 600)).astype(np.float32), 8000)
+@pytest.mark.parametrize("signum,status,jobs", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1),
+                                               (signal.SIGINT, 130, 2)])
+def test_signals_remove_partial_files(tmp_path, signum, status, jobs):
+    """SIGTERM is handled like SIGINT: the partial files of the files being written are removed
+    (with -j 2, of both files under way), no track folder is left, and the exit status is 128 +
+    the signal's number."""
+    srcs = []
+    for i in range(jobs + 1):
+        srcs.append(tmp_path / f"long{i}.wav")
+        sf.write(str(srcs[-1]), (0.1 * np.random.default_rng(i).standard_normal(8000 * 600)).astype(np.float32), 8000)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "deepsep", "separate", str(src), "-m", "tiny-test", "-o", str(out),
-                             "--segment", "0.05", "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "deepsep", "separate", *map(str, srcs), "-m", "tiny-test", "-o",
+                             str(out), "--segment", "0.05", "-q", "-j", str(jobs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob(".*.partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+        while (len(list(out.glob(".voice.wav.partial-*.w64"))) < jobs and proc.poll() is None
+               and time.monotonic() < deadline):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()[0]
-        assert list(out.glob(f".voice.wav.partial-{proc.pid}-0.w64"))
+        assert len(list(out.glob(f".voice.wav.partial-{proc.pid}-*.w64"))) == jobs
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -573,3 +579,24 @@ def test_brackets_in_file_names_are_printed_as_they_are(tmp_path, write_audio):
     assert res.exit_code == 1 and f"error: {gone}: no such file" in text, res.output
     assert "take [live]" in text and "o [x]" in text
     assert (tmp_path / "o [x]" / "take [live]" / "voice.wav").is_file()
+
+
+def test_jobs_give_the_same_stems_in_the_same_order(tmp_path, write_audio):
+    files = [write_audio(f"f{i}.wav", seconds=0.5 + 0.2 * i, sample_rate=(8000, 16000, 44100)[i % 3]) for i in range(5)]
+    bad = tmp_path / "missing.wav"
+    outs = {}
+    for jobs in ("1", "3"):
+        res = run("separate", *map(str, files[:2]), str(bad), *map(str, files[2:]), "-m", "tiny-test", "-o",
+                  str(tmp_path / jobs), "-j", jobs)
+        assert res.exit_code == 1 and "missing.wav: no such file" in res.output, res.output
+        outs[jobs] = {p.relative_to(tmp_path / jobs): read(p)[0] for p in sorted((tmp_path / jobs).rglob("*.wav"))}
+    assert outs["1"].keys() == outs["3"].keys() and len(outs["1"]) == 10
+    for k in outs["1"]:
+        np.testing.assert_array_equal(outs["1"][k], outs["3"][k])
+    assert run("separate", str(files[0]), "-j", "0").exit_code == 2
+    from deepsep.api import ModelCache, separate_files
+    from deepsep.weights import load_manifest
+
+    batch = [(f, f.stem) for f in [*files[:2], bad, *files[2:]]]
+    results = list(separate_files(ModelCache("tiny-test", "cpu", load_manifest()), batch, tmp_path / "api", jobs=3))
+    assert [r.path for r in results] == [p for p, _ in batch] and [bool(r.error) for r in results].count(True) == 1
