@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from .audio import (
-    AUDIO_EXTENSIONS, CLIP_POLICIES, DEFAULT_FILENAME, FILENAME_FIELDS, MP3_LEVELS, OUTPUT_FORMATS, AudioReader, Fifo,
-    StemWriter, StreamResampler, remove_stale_partials, subtype_for,
+    AUDIO_EXTENSIONS, CLIP_POLICIES, DEFAULT_FILENAME, FILENAME_FIELDS, MP3_LEVELS, OUTPUT_FORMATS, AudioInfo,
+    AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
 )
 from .engine import StreamingSeparator
 from .errors import AudioError, DeepsepError, ModelError, UsageError
@@ -529,8 +529,8 @@ ProgressFn = Callable[[int, int | None], None]  # (frames done, total frames or 
 
 def separate_file(
     model: SeparationModel,
-    path: Path,
-    out_dir: Path,
+    path: str | Path,
+    out_dir: str | Path,
     output: OutputOptions = OutputOptions(),
     engine: EngineOptions = EngineOptions(),
     track: str | None = None,
@@ -553,6 +553,7 @@ def separate_file(
     removed first (``cleaned``: folders a batch has already scanned, skipped and added to).
     """
     start = time.perf_counter()
+    path, out_dir = Path(path), Path(out_dir)
     check_output(output, model.sources)
     major, subtype = subtype_for(output.fmt, output.bits)
     names, matrix = stem_matrix(model.sources, output)
@@ -770,9 +771,50 @@ def separate_to_arrays(
         return np.stack([s.array(frames) for s in sinks]), reader.info.sample_rate
 
 
+class ArrayReader:
+    """A signal in memory, read like a file (:class:`AudioReader`'s ``info`` and ``blocks``), so that
+    arrays go through the very pipeline files do."""
+
+    def __init__(self, audio: np.ndarray, sample_rate: int):
+        """``audio``: (channels, time) float32."""
+        self.audio = audio
+        self.info = AudioInfo(sample_rate, audio.shape[0], audio.shape[1])
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        for start in range(0, self.audio.shape[1], frames):
+            yield self.audio[:, start:start + frames]
+
+
+def separate_array(
+    model: SeparationModel, audio: np.ndarray | torch.Tensor, sample_rate: int, engine: EngineOptions = EngineOptions(),
+) -> dict[str, np.ndarray | torch.Tensor]:
+    """Separate a signal in memory: {source: stem}, each shaped and typed like ``audio``.
+
+    ``audio``: (time,) or (channels, time), a numpy array or a torch tensor, at ``sample_rate``
+    Hz, any rate and channel count. The pipeline of :func:`separate_file` (resampling to the
+    model's rate and back, fitting channels, overlapping segments, what the model cannot hear to
+    its last source), so the stems add up to ``audio``.
+    """
+    is_torch = isinstance(audio, torch.Tensor)
+    x = audio.detach().cpu().numpy() if is_torch else np.asarray(audio)
+    if x.ndim not in (1, 2) or x.size == 0 or not np.issubdtype(x.dtype, np.number):
+        raise AudioError(f"audio must be a non-empty (time,) or (channels, time) array of numbers, not shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise AudioError("audio holds NaN or infinite samples")
+    if sample_rate < 1:
+        raise AudioError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+    mono = x.ndim == 1
+    x = np.ascontiguousarray(x[None] if mono else x, dtype=np.float32)
+    sinks = [ArraySink() for _ in model.sources]
+    frames, _ = _stream(model, ArrayReader(x, int(sample_rate)), sinks, np.eye(len(model.sources), dtype=np.float32),
+                        engine, None, 5.0)
+    stems = {name: sink.array(frames)[0] if mono else sink.array(frames) for name, sink in zip(model.sources, sinks)}
+    return {k: torch.from_numpy(v) for k, v in stems.items()} if is_torch else stems
+
+
 def _stream(
     model: SeparationModel,
-    reader: AudioReader,
+    reader: AudioReader | ArrayReader,
     writers: Sequence[StemWriter | ArraySink],
     matrix: np.ndarray,
     engine: EngineOptions,

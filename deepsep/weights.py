@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import load_model
+from . import checkpoint
 from .errors import ModelError
 from .models.base import SeparationModel
 from .registry import build_model
@@ -293,6 +293,15 @@ def get_model(
     return load_resolved(resolve(name, manifest, rate=rate, trust_local=trust_local), device)
 
 
+def load_model(name: str, device: str | torch.device = "cpu", sample_rate: int | None = None,
+               trust_local: bool = False) -> SeparationModel:
+    """The public way to get a model (``deepsep.load_model``): a name, alias or ``.safetensors``
+    file; ``sample_rate``, that of the audio to come, picks among a rate-dependent alias's models
+    (``voice``: the 8 kHz one up to 8 kHz, the 16 kHz one above); a file must have a sha256 that
+    vouches for it unless ``trust_local`` (see :func:`check_local_file`)."""
+    return get_model(name, device, rate=sample_rate, trust_local=trust_local)
+
+
 def load_resolved(res: Resolved, device: str | torch.device = "cpu") -> SeparationModel:
     """The model that :func:`resolve` found, ready (eval mode, on ``device``)."""
     if res.origin == "test":
@@ -302,4 +311,4 @@ def load_resolved(res: Resolved, device: str | torch.device = "cpu") -> Separati
             model = build_model(arch, config)
         return model.to(device).eval()
     assert res.path is not None
-    return load_model(res.path, device)
+    return checkpoint.load_model(res.path, device)
