@@ -287,21 +287,38 @@ def flip_signs(stems: np.ndarray, flip: np.ndarray) -> np.ndarray:
 
 
 def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *,
+          known: Sequence[np.ndarray] | None = None, weights: np.ndarray | None = None,
           p_remix: float = 0.5, gain_db: tuple[float, float] = (-6.0, 3.0),
-          p_swap: float = 0.5, p_flip: float = 0.5, p_silent: float = 0.0) -> np.ndarray:
-    """One augmented example: stems (S, 2, length) float32 (the mixture is their sum).
+          p_swap: float = 0.5, p_flip: float = 0.5, p_silent: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One augmented example: (stems (S, 2, length) float32, known (S,) bool); the mixture is the
+    stems' sum.
 
-    ``tracks`` are arrays (S, 2, time) (stems only). With probability ``p_remix`` each stem comes
-    from an independently chosen track at its own random offset (random remixing across tracks),
-    else all stems come from one track at one offset. Then per-stem random gains (dB, uniform in
-    ``gain_db``), channel swaps and sign flips; ``p_silent`` silences a stem at random.
+    ``tracks`` are arrays (S, 2, time) (stems only); ``known`` their (S,) masks of known stems
+    (default: all known), ``weights`` the chance of drawing each track (default: equal; e.g. in
+    proportion to length). With probability ``p_remix`` each stem comes from an independently
+    drawn track that knows it, at its own random offset (random remixing across tracks: every stem
+    known), else all stems come from one track at one offset (that track's mask). Then per-stem
+    random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
+    a stem at random.
     """
     n_src = tracks[0].shape[0]
+    masks = [np.ones(n_src, dtype=bool)] * len(tracks) if known is None else [np.asarray(k, dtype=bool) for k in known]
+
+    def draw(candidates: np.ndarray) -> int:
+        if weights is None:
+            return int(candidates[int(rng.integers(len(candidates)))])
+        p = weights[candidates] / weights[candidates].sum()
+        return int(candidates[int(rng.choice(len(candidates), p=p))])
+
+    everyone = np.arange(len(tracks))
     if rng.random() < p_remix:
-        stems = np.stack([random_excerpt(tracks[int(rng.integers(len(tracks)))][s], length, rng)
-                          for s in range(n_src)])
+        having = [np.flatnonzero([m[s] for m in masks]) for s in range(n_src)]
+        mask = np.array([len(h) > 0 for h in having])
+        stems = np.stack([random_excerpt(tracks[draw(having[s])][s], length, rng) if mask[s]
+                          else np.zeros((tracks[0].shape[1], length), dtype=np.float32) for s in range(n_src)])
     else:
-        stems = random_excerpt(tracks[int(rng.integers(len(tracks)))], length, rng)
+        i = draw(everyone)
+        stems, mask = random_excerpt(tracks[i], length, rng), masks[i].copy()
     stems = stems.astype(np.float32)
     gains = 10 ** (rng.uniform(*gain_db, size=n_src) / 20)
     if p_silent:
@@ -309,7 +326,7 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     stems = apply_gains(stems, gains)
     stems = swap_channels(stems, rng.random(n_src) < p_swap)
     stems = flip_signs(stems, rng.random(n_src) < p_flip)
-    return np.ascontiguousarray(stems, dtype=np.float32)
+    return np.ascontiguousarray(stems, dtype=np.float32), mask
 
 
 def mixture_of(stems: np.ndarray) -> np.ndarray:

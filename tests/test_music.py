@@ -18,7 +18,7 @@ from deepsep.checkpoint import load_model
 from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
 from deepsep.train.loop import load_checkpoint, model_from_checkpoint
-from deepsep.train.music import (Adversary, MusicBatches, MusicLoss, MusicTrainOptions, export_music,
+from deepsep.train.music import (Adversary, MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
                                  load_data, train_music)
 
 SR = 44100
@@ -137,9 +137,12 @@ def test_stem_folders_opus_mono_and_an_unknown_stem(tmp_path):
     np.testing.assert_allclose(ds.stems("Song").astype(np.float32), data[1:], atol=1e-3)
     musdb.cached_track(ref, cache, 22050)  # the rate is part of the cache key
     assert len(list(cache.glob("Song.*.npy"))) == 2
-    with pytest.raises(ValueError, match=r"Song \(no bass\)"):
-        load_data(MusicTrainOptions(config=TINY, data=str(root), cache=str(cache), n_valid=1,
-                                    out=str(tmp_path / "run")))
+    opts = MusicTrainOptions(config=TINY, data=str(root), cache=str(cache), n_valid=1, out=str(tmp_path / "run"))
+    if "Song" in ds.valid_names:  # validation scores every stem: a validation track must have all four
+        with pytest.raises(ValueError, match=r"Song \(no bass\)"):
+            load_data(opts)
+    else:  # a training track may miss one: the loss leaves it out
+        assert load_data(opts).unknown_stems() == {"Song": ["bass"]}
 
 
 def test_validation_split_by_track_is_deterministic(tmp_path):
@@ -164,11 +167,12 @@ def test_augmentation_keeps_mixture_the_sum_of_stems():
     rng = np.random.default_rng(0)
     tracks = [rng.standard_normal((4, 2, 500)).astype(np.float16) for _ in range(3)]
     for _ in range(20):
-        stems = musdb.remix(tracks, 300, rng, p_silent=0.2)
+        stems, known = musdb.remix(tracks, 300, rng, p_silent=0.2)
+        assert known.all()
         assert stems.shape == (4, 2, 300) and stems.dtype == np.float32
         np.testing.assert_allclose(musdb.mixture_of(stems), stems.sum(0))
     # without remixing, gains, swaps or flips: a contiguous excerpt of one track, mixture included
-    stems = musdb.remix(tracks, 300, rng, p_remix=0, gain_db=(0, 0), p_swap=0, p_flip=0)
+    stems, _ = musdb.remix(tracks, 300, rng, p_remix=0, gain_db=(0, 0), p_swap=0, p_flip=0)
     src = next(t for t in tracks if any(np.array_equal(stems[0, 0], t[0, 0, o:o + 300].astype(np.float32))
                                         for o in range(201)))
     off = next(o for o in range(201) if np.array_equal(stems[0, 0], src[0, 0, o:o + 300].astype(np.float32)))
@@ -310,3 +314,43 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert log.count('"start"') == 1 and (tmp_path / "run" / "split.json").read_text() == split
+
+
+def test_remix_draws_stems_from_tracks_that_know_them_and_long_tracks_more_often():
+    rng = np.random.default_rng(0)
+    full = np.ones((4, 2, 400), np.float32)
+    nobass = 2 * np.ones((4, 2, 4000), np.float32)
+    nobass[2] = 0  # unknown bass: zeros in the data, False in the mask
+    masks = [np.ones(4, bool), np.array([True, True, False, True])]
+    for _ in range(200):
+        stems, known = musdb.remix([full, nobass], 300, rng, known=masks, p_remix=0.5, gain_db=(0, 0), p_flip=0)
+        if known.all() and stems[2].any():
+            assert np.all(stems[2] == 1)  # a remixed bass comes from the track that has one
+        if not known[2]:
+            np.testing.assert_array_equal(stems[:, 0, 0], [2, 2, 0, 2])  # all of the bass-less track
+    batches = MusicBatches([full, nobass], 300, seed=1, p_remix=0, known=masks)
+    assert batches.weights is not None
+    _, known = batches.batch(200)
+    assert (~known[:, 2]).float().mean() > 0.8  # the bass-less track, 10 times longer, drawn ~10 times in 11
+
+
+def test_loss_leaves_unknown_stems_out():
+    """An unknown stem has no loss of its own, and its estimate counts inside ``other`` (where its
+    sound is in a track without that stem): moving mask from bass to other changes nothing."""
+    torch.manual_seed(0)
+    b, s, c, f, n = 2, 4, 2, 9, 5
+    mix = torch.randn(b, c, f, n, dtype=torch.complex64)
+    target = torch.randn(b, s, c, f, n, dtype=torch.complex64)
+    target[0, 2] = 0  # example 0: bass unknown
+    known = torch.ones(b, s, dtype=torch.bool)
+    known[0, 2] = False
+    masks = torch.rand(b, s, c, f, n)
+    moved = masks.clone()
+    moved[0, 3] += moved[0, 2]
+    moved[0, 2] = 0
+    same = [torch.stack(mask_losses(m, mix, target, known)) for m in (masks, moved)]
+    torch.testing.assert_close(same[0], same[1])
+    plain = [torch.stack(mask_losses(m, mix, target)) for m in (masks, moved)]
+    assert not torch.allclose(plain[0], plain[1])
+    everyone = torch.ones(b, s, dtype=torch.bool)  # all known: the same as no mask
+    torch.testing.assert_close(torch.stack(mask_losses(masks, mix, target, everyone)), plain[0])

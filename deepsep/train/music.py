@@ -93,17 +93,25 @@ class MusicTrainOptions:
 
 
 class MusicBatches:
-    """Random augmented batches of stems (batch, sources, channels, time) from the training tracks."""
+    """Random augmented batches from the training tracks (see :func:`deepsep.musdb.remix`): tracks
+    are drawn in proportion to their length (equally when all are as long), and ``known`` gives
+    each track's mask of known stems (default: all known)."""
 
-    def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5):
+    def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5,
+                 known: Sequence[np.ndarray] | None = None):
         self.tracks = list(tracks)
+        self.known = None if known is None else list(known)
         self.segment = segment
         self.p_remix = p_remix
+        lengths = np.array([t.shape[-1] for t in self.tracks], dtype=np.float64)
+        self.weights = None if np.all(lengths == lengths[0]) else lengths
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, size: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack([remix(self.tracks, self.segment, self.rng, p_remix=self.p_remix)
-                                          for _ in range(size)]))
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stems (batch, sources, channels, time), known (batch, sources) bool)."""
+        pairs = [remix(self.tracks, self.segment, self.rng, known=self.known, weights=self.weights,
+                       p_remix=self.p_remix) for _ in range(size)]
+        return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
 
     def state(self) -> Any:
         return self.rng.bit_generator.state
@@ -183,21 +191,40 @@ class Adversary:
 # ----------------------------------------------------------------------------- losses
 
 
-def mask_losses(masks: torch.Tensor, mix: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def merge_unknown(masks: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Masks (b, s, ...) with each unknown stem's mask added to the last source's (``other``, the
+    catch-all): in a track without a bass stem the bass plays inside ``other``, so the estimates of
+    other + bass are what its ``other`` file holds. ``known`` (b, s) bool; unknown masks are kept
+    (their loss weight is 0)."""
+    unknown = (~known).to(masks.dtype).view(*known.shape, *([1] * (masks.dim() - 2)))
+    merged = masks.clone()
+    merged[:, -1] = masks[:, -1] + (masks[:, :-1] * unknown[:, :-1]).sum(dim=1)
+    return merged
+
+
+def mask_losses(masks: torch.Tensor, mix: torch.Tensor, target: torch.Tensor,
+                known: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(L1 magnitude loss, waveform loss) of masks (b, s, c, f, n) on a mixture STFT (b, c, f, n)
     against target complex STFTs (b, s, c, f, n); both per example relative to the mixture's level.
 
     The waveform loss is |M X - Y|^2 = M^2 |X|^2 - 2 M Re(conj(X) Y) + |Y|^2, normalised by the
-    mixture's energy (a -SNR-like quantity in the linear domain).
+    mixture's energy (a -SNR-like quantity in the linear domain). ``known`` (b, s) bool: unknown
+    stems have no loss of their own and count in ``other``'s (:func:`merge_unknown`); the means
+    are over known stems, so an example with all stems known weighs as before.
     """
+    weight = torch.ones(masks.shape[:2], device=masks.device) if known is None else known.to(masks.dtype)
+    if known is not None:
+        masks = merge_unknown(masks, known)
+    w = weight.view(*weight.shape, 1, 1, 1)
+    per_stem = masks[0, 0].numel()  # bins of one stem: the mean over them, then over known stems
     xm = mix.abs().unsqueeze(1)
     ym = target.abs()
     scale = xm.mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-8
-    l1 = ((masks * xm - ym).abs() / scale).mean()
+    l1 = ((masks * xm - ym).abs() / scale * w).sum() / (weight.sum() * per_stem)
     cross = (mix.conj().unsqueeze(1) * target).real
     err = masks.pow(2) * xm.pow(2) - 2 * masks * cross + ym.pow(2)
     energy = xm.pow(2).mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-10
-    wave = (err / energy).mean() * masks.shape[1]
+    wave = (err / energy * w).sum() / (weight.sum() * per_stem) * masks.shape[1]
     return l1, wave
 
 
@@ -209,8 +236,10 @@ class MusicLoss:
         self.pool: torch.Tensor | None = None  # previous estimates, complex (b, s, c, f, n)
         self.gen = torch.Generator().manual_seed(opts.seed + 1)
 
-    def __call__(self, stems: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
-        """stems (batch, sources, channels, time) -> (loss, parts, estimated mags, real mags)."""
+    def __call__(self, stems: torch.Tensor, known: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+        """stems (batch, sources, channels, time), known (batch, sources) bool (default: all) ->
+        (loss, parts, estimated mags, real mags)."""
         cfg = self.model.config
         o = self.opts
         Y = stft(stems, cfg.n_fft, cfg.hop)[..., : cfg.bins, :]   # (b, s, c, f, n)
@@ -239,11 +268,15 @@ class MusicLoss:
         Xa, Ya = torch.cat(inputs), torch.cat(targets)
         M = self.model.masks(Xa, full=False)  # type: ignore[attr-defined]
         parts: dict[str, float] = {}
-        l1, wave = mask_losses(M[:b], X, Y)
+        l1, wave = mask_losses(M[:b], X, Y, known)
         loss = l1 + o.wave_weight * wave
         parts.update(l1=float(l1.detach()), wave=float(wave.detach()))
         if n_syn:
-            l1s, ws = mask_losses(M[b:b + n_syn], Xa[b:b + n_syn], Ya[b:b + n_syn])
+            syn_known = None
+            if known is not None:  # the other example's mask, with the estimated stem known
+                syn_known = known[(k + 1) % b].clone()
+                syn_known[torch.arange(n_syn), i] = True
+            l1s, ws = mask_losses(M[b:b + n_syn], Xa[b:b + n_syn], Ya[b:b + n_syn], syn_known)
             loss = loss + o.synth_weight * (l1s + o.wave_weight * ws)
             parts["synth"] = float(l1s.detach())
         if n_id:
@@ -330,13 +363,13 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
 
 
 def require_known_stems(data: MusicDataset) -> None:
-    """Refuse tracks with unknown stems (ValueError): the losses and the validation here take
-    every stem as a target, and would train and score an unknown one as silence. A masked loss
-    would read ``data.known[name]`` (and carry it through :class:`MusicBatches`)."""
-    partial = data.unknown_stems()
+    """Refuse validation tracks with unknown stems (ValueError): validation scores every stem and
+    would score an unknown one as silence. Training tracks may miss stems: the loss leaves them out
+    (:func:`mask_losses`)."""
+    partial = {n: s for n, s in data.unknown_stems().items() if n in data.valid_names}
     if partial:
         listed = "; ".join(f"{n} (no {', '.join(s)})" for n, s in sorted(partial.items()))
-        raise ValueError(f"music training needs all four stems of every track; unknown stems in: {listed}")
+        raise ValueError(f"music validation needs all four stems of every validation track; unknown stems in: {listed}")
 
 
 def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
@@ -348,7 +381,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
     data = data or load_data(opts)
     require_known_stems(data)
     batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
-                           opts.seed, p_remix=opts.p_remix)
+                           opts.seed, p_remix=opts.p_remix, known=[data.known[n] for n in data.train_names])
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
     step, best, prior = 0, -math.inf, 0.0
@@ -358,12 +391,13 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
             adversary.load_state_dict(ck["adversary"])
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
     elif hasattr(model, "set_normalisation"):
-        model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size)).sum(1).to(device))
-        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix)
+        model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size))[0].sum(1).to(device))
+        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix, known=batches.known)
     loss_fn = MusicLoss(model, opts, adversary)
 
     def batch_loss() -> tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]:
-        loss, parts, est_mag, real_mag = loss_fn(batches.batch(opts.batch_size).to(device))
+        stems, known = batches.batch(opts.batch_size)
+        loss, parts, est_mag, real_mag = loss_fn(stems.to(device), known.to(device))
         after = None if adversary is None else (lambda: {"d": adversary.step(real_mag, est_mag)})
         return loss, parts, after
 
