@@ -209,12 +209,13 @@ class MusicDataset:
     """Tracks in memory (float16, (5, 2, time) each: mixture then SOURCES), split by track.
 
     ``known[name]`` is the track's (len(SOURCES),) boolean mask of known stems (all True for
-    MUSDB18); an unknown stem is zeros in :meth:`stems`.
+    MUSDB18); an unknown stem is zeros in :meth:`stems`. ``extra`` roots add training tracks only
+    (named ``<folder>/<track>``, e.g. ``eif/<song>``); the validation tracks come from ``root``.
     """
 
     def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
-                 split_file: str | Path | None = None, progress: bool = False):
+                 split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = ()):
         refs = find_tracks(root)
         if len(refs) < 2:
             raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
@@ -229,6 +230,13 @@ class MusicDataset:
                 Path(split_file).write_text(json.dumps(
                     {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
         by_name = {t.name: t for t in refs}
+        for folder in extra:
+            found = find_tracks(folder)
+            if not found:
+                raise ValueError(f"{folder}: found no music tracks")
+            added = {f"{Path(folder).name}/{t.name}": t for t in found}
+            by_name.update(added)
+            train = [*train, *added]
         self.train_names, self.valid_names = list(train), list(valid)
         self.tracks: dict[str, np.ndarray] = {}
         self.known: dict[str, np.ndarray] = {}

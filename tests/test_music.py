@@ -143,6 +143,17 @@ def test_stem_folders_opus_mono_and_an_unknown_stem(tmp_path):
             load_data(opts)
     else:  # a training track may miss one: the loss leaves it out
         assert load_data(opts).unknown_stems() == {"Song": ["bass"]}
+    full_only = tmp_path / "full_only"  # the bass-less song as an extra, training-only folder
+    (full_only / "Full").mkdir(parents=True)
+    for f in (root / "Full").iterdir():
+        (full_only / "Full" / f.name).write_bytes(f.read_bytes())
+    (full_only / "Other").mkdir()
+    for f in (root / "Full").iterdir():
+        (full_only / "Other" / f.name).write_bytes(f.read_bytes())
+    ds = load_data(MusicTrainOptions(config=TINY, data=str(full_only), extra=[str(root)], cache=str(cache), n_valid=1,
+                                     out=str(tmp_path / "run2")))
+    assert "music/Song" in ds.train_names and not any(n.startswith("music/") for n in ds.valid_names)
+    assert ds.unknown_stems() == {"music/Song": ["bass"]}
 
 
 def test_validation_split_by_track_is_deterministic(tmp_path):
