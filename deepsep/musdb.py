@@ -132,6 +132,23 @@ def find_tracks(root: str | Path) -> list[TrackRef]:
     return out
 
 
+def vocal_tracks(folder: str | Path) -> list[TrackRef]:
+    """Each audio file of ``folder`` (a cappella singing, e.g. ``music/pjs``) as a track whose only
+    known stem is ``vocals``, sorted by name."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    return [TrackRef(p.stem, files=(("vocals", p),)) for p in files]
+
+
+def active_rms(x: np.ndarray, frame: int = 4410, floor_db: float = -40.0) -> float:
+    """RMS of a signal (..., time) over its frames within ``floor_db`` of its loudest (pauses left out)."""
+    n = x.shape[-1] // frame
+    if n == 0:
+        return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    e = np.mean(np.square(x[..., : n * frame].reshape(-1, n, frame), dtype=np.float64), axis=(0, 2))
+    loud = e[e >= e.max() * 10 ** (floor_db / 10)]
+    return float(np.sqrt(loud.mean()))
+
+
 def decode_stem_mp4(path: str | Path, stream: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """One stereo stream of a .stem.mp4 file as float32 (2, time), through ffmpeg."""
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:a:{stream}",
@@ -210,12 +227,16 @@ class MusicDataset:
 
     ``known[name]`` is the track's (len(SOURCES),) boolean mask of known stems (all True for
     MUSDB18); an unknown stem is zeros in :meth:`stems`. ``extra`` roots add training tracks only
-    (named ``<folder>/<track>``, e.g. ``eif/<song>``); the validation tracks come from ``root``.
+    (named ``<folder>/<track>``, e.g. ``eif/<song>``), and so do the files of the ``vocals``
+    folders (a cappella singing, :func:`vocal_tracks`), scaled to the median active level of the
+    other tracks' vocals so that remixing puts them over accompaniment at a level songs have; the
+    validation tracks come from ``root``.
     """
 
     def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
-                 split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = ()):
+                 split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = (),
+                 vocals: Sequence[str | Path] = ()):
         refs = find_tracks(root)
         if len(refs) < 2:
             raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
@@ -237,6 +258,14 @@ class MusicDataset:
             added = {f"{Path(folder).name}/{t.name}": t for t in found}
             by_name.update(added)
             train = [*train, *added]
+        solo: list[str] = []
+        for folder in vocals:
+            found = vocal_tracks(folder)
+            if not found:
+                raise ValueError(f"{folder}: found no audio files")
+            added = {f"{Path(folder).name}/{t.name}": t for t in found}
+            by_name.update(added)
+            train, solo = [*train, *added], [*solo, *added]
         self.train_names, self.valid_names = list(train), list(valid)
         self.tracks: dict[str, np.ndarray] = {}
         self.known: dict[str, np.ndarray] = {}
@@ -249,6 +278,22 @@ class MusicDataset:
         if progress:
             print()
         self.sample_rate = sample_rate
+        if solo:
+            self._level_vocals(solo)
+
+    def _level_vocals(self, solo: list[str]) -> None:
+        """Scale the vocals-only tracks to the median active vocal level of the tracks with more stems."""
+        vi = 1 + SOURCES.index("vocals")
+        levels = [active_rms(self.tracks[n][vi].astype(np.float32)) for n in self.tracks
+                  if n not in solo and self.known[n][vi - 1] and self.known[n].sum() > 1]
+        levels = [v for v in levels if v > 0]
+        if not levels:
+            return
+        target = float(np.median(levels))
+        for n in solo:
+            level = active_rms(self.tracks[n][vi].astype(np.float32))
+            if level > 0:
+                self.tracks[n] = (self.tracks[n].astype(np.float32) * (target / level)).astype(np.float16)
 
     def stems(self, name: str) -> np.ndarray:
         """(sources=4, 2, time) float16 stems of a track (zeros where a stem is unknown)."""

@@ -365,3 +365,29 @@ def test_loss_leaves_unknown_stems_out():
     assert not torch.allclose(plain[0], plain[1])
     everyone = torch.ones(b, s, dtype=torch.bool)  # all known: the same as no mask
     torch.testing.assert_close(torch.stack(mask_losses(masks, mix, target, everyone)), plain[0])
+
+
+def test_a_cappella_files_train_as_vocals_at_the_songs_vocal_level(tmp_path):
+    root = tmp_path / "music"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 2, with_mix=False, seed=i)  # vocals RMS 0.1
+    solo = tmp_path / "pjs"
+    solo.mkdir()
+    sf.write(solo / "a.wav", _tone(440.0, SR // 2)[0] * 0.1, SR)  # mono, far quieter
+    sf.write(solo / "b.flac", _tone(550.0, SR // 2)[0] * 2.0, SR)
+    (solo / "notes.txt").write_text("not audio")
+    assert [t.name for t in musdb.vocal_tracks(solo)] == ["a", "b"]
+    ds = musdb.MusicDataset(root, n_valid=1, cache_dir=tmp_path / "cache", vocals=[solo])
+    assert {"pjs/a", "pjs/b"} <= set(ds.train_names) and not set(ds.valid_names) & {"pjs/a", "pjs/b"}
+    np.testing.assert_array_equal(ds.known["pjs/a"], [True, False, False, False])
+    ref = np.median([musdb.active_rms(ds.stems(n)[0].astype(np.float32)) for n in ds.train_names + ds.valid_names
+                     if not n.startswith("pjs/")])
+    for n in ("pjs/a", "pjs/b"):
+        assert musdb.active_rms(ds.stems(n)[0].astype(np.float32)) == pytest.approx(ref, rel=0.02)
+        assert not ds.stems(n)[1:].any()
+    rng = np.random.default_rng(0)
+    tracks = [ds.stems(n) for n in ds.train_names]
+    known = [ds.known[n] for n in ds.train_names]
+    for _ in range(20):  # remixed: every stem known, the accompaniment from the full tracks
+        stems, mask = musdb.remix(tracks, 1000, rng, known=known, p_remix=1.0)
+        assert mask.all() and all(stems[s].any() for s in range(1, 4))
