@@ -251,21 +251,16 @@ class MusicDataset:
                 Path(split_file).write_text(json.dumps(
                     {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
         by_name = {t.name: t for t in refs}
-        for folder in extra:
-            found = find_tracks(folder)
-            if not found:
-                raise ValueError(f"{folder}: found no music tracks")
-            added = {f"{Path(folder).name}/{t.name}": t for t in found}
-            by_name.update(added)
-            train = [*train, *added]
-        solo: list[str] = []
-        for folder in vocals:
-            found = vocal_tracks(folder)
-            if not found:
-                raise ValueError(f"{folder}: found no audio files")
-            added = {f"{Path(folder).name}/{t.name}": t for t in found}
-            by_name.update(added)
-            train, solo = [*train, *added], [*solo, *added]
+        solo: list[str] = []  # the vocals-only tracks
+        for folders, find, what in ((extra, find_tracks, "music tracks"), (vocals, vocal_tracks, "audio files")):
+            for folder in folders:
+                found = find(folder)
+                if not found:
+                    raise ValueError(f"{folder}: found no {what}")
+                added = {f"{Path(folder).name}/{t.name}": t for t in found}
+                by_name.update(added)
+                train = [*train, *added]
+                solo += list(added) if find is vocal_tracks else []
         self.train_names, self.valid_names = list(train), list(valid)
         self.tracks: dict[str, np.ndarray] = {}
         self.known: dict[str, np.ndarray] = {}
