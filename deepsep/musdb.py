@@ -132,11 +132,22 @@ def find_tracks(root: str | Path) -> list[TrackRef]:
     return out
 
 
-def vocal_tracks(folder: str | Path) -> list[TrackRef]:
-    """Each audio file of ``folder`` (a cappella singing, e.g. ``music/pjs``) as a track whose only
-    known stem is ``vocals``, sorted by name."""
+def solo_tracks(folder: str | Path, stem: str, max_seconds: float | None = None) -> list[TrackRef]:
+    """Each audio file of ``folder`` (a cappella singing such as ``music/pjs`` for ``vocals``, drum
+    renders for ``drums``) as a track whose only known stem is ``stem``, sorted by name; with
+    ``max_seconds``, the first files up to that much audio."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
-    return [TrackRef(p.stem, files=(("vocals", p),)) for p in files]
+    if max_seconds is not None:
+        import soundfile as sf
+
+        total, kept = 0.0, []
+        for p in files:
+            if total >= max_seconds:
+                break
+            kept.append(p)
+            total += sf.info(str(p)).duration
+        files = kept
+    return [TrackRef(p.stem, files=((stem, p),)) for p in files]
 
 
 def active_rms(x: np.ndarray, frame: int = 4410, floor_db: float = -40.0) -> float:
@@ -227,16 +238,17 @@ class MusicDataset:
 
     ``known[name]`` is the track's (len(SOURCES),) boolean mask of known stems (all True for
     MUSDB18); an unknown stem is zeros in :meth:`stems`. ``extra`` roots add training tracks only
-    (named ``<folder>/<track>``, e.g. ``eif/<song>``), and so do the files of the ``vocals``
-    folders (a cappella singing, :func:`vocal_tracks`), scaled to the median active level of the
-    other tracks' vocals so that remixing puts them over accompaniment at a level songs have; the
-    validation tracks come from ``root``.
+    (named ``<folder>/<track>``, e.g. ``eif/<song>``), and so do the files of the ``solo``
+    folders, (stem, folder) pairs (:func:`solo_tracks`: a cappella vocals, rendered drums; at most
+    ``solo_minutes`` of each folder), each scaled to the median active level of that stem in the
+    other tracks so that remixing puts it over accompaniment at a level songs have; the validation
+    tracks come from ``root``.
     """
 
     def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
                  split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = (),
-                 vocals: Sequence[str | Path] = ()):
+                 solo: Sequence[tuple[str, str | Path]] = (), solo_minutes: float | None = None):
         refs = find_tracks(root)
         if len(refs) < 2:
             raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
@@ -251,16 +263,16 @@ class MusicDataset:
                 Path(split_file).write_text(json.dumps(
                     {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
         by_name = {t.name: t for t in refs}
-        solo: list[str] = []  # the vocals-only tracks
-        for folders, find, what in ((extra, find_tracks, "music tracks"), (vocals, vocal_tracks, "audio files")):
-            for folder in folders:
-                found = find(folder)
-                if not found:
-                    raise ValueError(f"{folder}: found no {what}")
-                added = {f"{Path(folder).name}/{t.name}": t for t in found}
-                by_name.update(added)
-                train = [*train, *added]
-                solo += list(added) if find is vocal_tracks else []
+        solo_names: dict[str, str] = {}  # one-stem track -> its stem
+        limit = solo_minutes * 60 if solo_minutes else None
+        folders = [(f, find_tracks(f), None) for f in extra] + [(f, solo_tracks(f, s, limit), s) for s, f in solo]
+        for folder, found, stem in folders:
+            if not found:
+                raise ValueError(f"{folder}: found no {'audio files' if stem else 'music tracks'}")
+            added = {f"{Path(folder).name}/{t.name}": t for t in found}
+            by_name.update(added)
+            train = [*train, *added]
+            solo_names.update(dict.fromkeys(added, stem) if stem else {})
         self.train_names, self.valid_names = list(train), list(valid)
         self.tracks: dict[str, np.ndarray] = {}
         self.known: dict[str, np.ndarray] = {}
@@ -273,20 +285,20 @@ class MusicDataset:
         if progress:
             print()
         self.sample_rate = sample_rate
-        if solo:
-            self._level_vocals(solo)
+        for stem in set(solo_names.values()):
+            self._level_solo([n for n, s in solo_names.items() if s == stem], stem)
 
-    def _level_vocals(self, solo: list[str]) -> None:
-        """Scale the vocals-only tracks to the median active vocal level of the tracks with more stems."""
-        vi = 1 + SOURCES.index("vocals")
-        levels = [active_rms(self.tracks[n][vi].astype(np.float32)) for n in self.tracks
-                  if n not in solo and self.known[n][vi - 1] and self.known[n].sum() > 1]
+    def _level_solo(self, names: list[str], stem: str) -> None:
+        """Scale one-stem tracks to the median active level of ``stem`` in the tracks with more stems."""
+        i = 1 + SOURCES.index(stem)
+        levels = [active_rms(self.tracks[n][i].astype(np.float32)) for n in self.tracks
+                  if n not in names and self.known[n][i - 1] and self.known[n].sum() > 1]
         levels = [v for v in levels if v > 0]
         if not levels:
             return
         target = float(np.median(levels))
-        for n in solo:
-            level = active_rms(self.tracks[n][vi].astype(np.float32))
+        for n in names:
+            level = active_rms(self.tracks[n][i].astype(np.float32))
             if level > 0:
                 self.tracks[n] = (self.tracks[n].astype(np.float32) * (target / level)).astype(np.float16)
 

@@ -376,8 +376,9 @@ def test_a_cappella_files_train_as_vocals_at_the_songs_vocal_level(tmp_path):
     sf.write(solo / "a.wav", _tone(440.0, SR // 2)[0] * 0.1, SR)  # mono, far quieter
     sf.write(solo / "b.flac", _tone(550.0, SR // 2)[0] * 2.0, SR)
     (solo / "notes.txt").write_text("not audio")
-    assert [t.name for t in musdb.vocal_tracks(solo)] == ["a", "b"]
-    ds = musdb.MusicDataset(root, n_valid=1, cache_dir=tmp_path / "cache", vocals=[solo])
+    assert [t.name for t in musdb.solo_tracks(solo, "vocals")] == ["a", "b"]
+    assert [t.name for t in musdb.solo_tracks(solo, "vocals", max_seconds=0.1)] == ["a"]
+    ds = musdb.MusicDataset(root, n_valid=1, cache_dir=tmp_path / "cache", solo=[("vocals", solo)])
     assert {"pjs/a", "pjs/b"} <= set(ds.train_names) and not set(ds.valid_names) & {"pjs/a", "pjs/b"}
     np.testing.assert_array_equal(ds.known["pjs/a"], [True, False, False, False])
     ref = np.median([musdb.active_rms(ds.stems(n)[0].astype(np.float32)) for n in ds.train_names + ds.valid_names

@@ -56,6 +56,47 @@ if __name__ == "__main__":  # python -m deepsep.commands.data ...
     data()
 
 
+
+def _kits(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        kits = tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter("give GM drum-kit program numbers, e.g. '0,8,25'") from None
+    if not kits or not all(0 <= k < 128 for k in kits):
+        raise click.BadParameter("give program numbers from 0 to 127")
+    return kits
+
+
+@data.command("drums")
+@click.option("--midi", "midi_dir", default="../shared/data/music/groove", show_default=True,
+              type=click.Path(exists=True, file_okay=False), help="Folder of drum performances as MIDI (searched recursively).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where the drum stems go [default: ~/.cache/deepsep/drums/<soundfont name>].")
+@click.option("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2", show_default=True,
+              help="A General MIDI soundfont (Debian fluid-soundfont-gm).")
+@click.option("--kits", default="0,8,16,24,25,32,40,48", show_default=True, callback=_kits,
+              help="GM drum-kit programs to draw from, one per file.")
+@click.option("--sample-rate", type=int, default=44100, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N files.")
+def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
+    """Render drum stems from MIDI performances (for music training: train gan --drums OUT)."""
+    from pathlib import Path
+
+    from ..console import reported
+    from ..drums import render_folder
+    from ..musdb import default_cache_dir
+
+    out = Path(out_dir) if out_dir else default_cache_dir().parent / "drums" / Path(soundfont).stem
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            click.echo(f"rendered {done}/{total}", err=True)
+
+    with reported():
+        files = render_folder(midi_dir, out, soundfont, kits, sample_rate, limit, progress)
+    click.echo(f"{len(files)} drum stems in {out}")
+
+
 from .prepare import prepare  # noqa: E402  (a subcommand of its own module)
 
 data.add_command(prepare)

@@ -58,6 +58,8 @@ class MusicTrainOptions:
     data: str = str(MUSIC_DATA)
     extra: list[str] = field(default_factory=list)  # more track folders, for training only (e.g. music/eif)
     vocals: list[str] = field(default_factory=list)  # folders of a cappella files, for training only (music/pjs)
+    drums: list[str] = field(default_factory=list)  # folders of drum stems, for training only (deepsep data drums)
+    solo_minutes: float = 60.0           # at most this much of each vocals / drums folder (memory: ~53 MB a minute)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
     split_seed: int = 42
@@ -360,7 +362,8 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     sample_rate = config_cls.from_dict({**config_cls().to_dict(), **opts.config}).sample_rate
     data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress,
-                        extra=opts.extra, vocals=opts.vocals)
+                        extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums)],
+                        solo_minutes=opts.solo_minutes)
     require_known_stems(data)
     return data
 

@@ -1,0 +1,58 @@
+"""Drum stems rendered from MIDI with FluidSynth (CI installs fluidsynth and the TimGM6mb soundfont)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepsep.drums import TD11_TO_GM, kit_for, prepared_midi, render_drums, render_folder
+from deepsep.errors import DeepsepError
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+def _groove(path: Path, bars: int = 2) -> float:
+    """A little rock beat (kick, snare, TD-11 closed hi-hat edge) at 120 bpm; its length in seconds."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for beat in range(4 * bars):
+        notes = [36 if beat % 2 == 0 else 38, 22]
+        for note in notes:
+            track.append(mido.Message("note_on", channel=9, note=note, velocity=100, time=0))
+        track.append(mido.Message("note_off", channel=9, note=notes[0], velocity=0, time=240))
+        track.append(mido.Message("note_off", channel=9, note=notes[1], velocity=0, time=240))
+    midi.save(str(path))
+    return float(mido.MidiFile(str(path)).length)
+
+
+def test_prepared_midi_maps_td11_notes_and_selects_the_kit(tmp_path):
+    length = _groove(tmp_path / "a.mid")
+    assert prepared_midi(tmp_path / "a.mid", tmp_path / "b.mid", kit=25) == pytest.approx(length)
+    msgs = [m for t in mido.MidiFile(str(tmp_path / "b.mid")).tracks for m in t]
+    notes = {m.note for m in msgs if m.type == "note_on"}
+    assert notes == {36, 38, TD11_TO_GM[22]}
+    assert any(m.type == "program_change" and m.channel == 9 and m.program == 25 for m in msgs)
+    assert kit_for("drummer1_x", (0, 8, 25)) == kit_for("drummer1_x", (0, 8, 25))
+
+
+def test_render_is_a_drum_stem_of_the_midis_length(tmp_path):
+    length = _groove(tmp_path / "g.mid")
+    audio = render_drums(tmp_path / "g.mid", SOUNDFONT, kit=0, sample_rate=22050)
+    assert audio.shape == (2, round(length * 22050)) and audio.dtype == np.float32
+    assert np.sqrt(np.mean(audio**2)) > 1e-3  # not silent
+    first_hit = np.argmax(np.abs(audio[0]) > 1e-3)
+    assert first_hit < 0.05 * 22050  # the kick at 0 s
+    (tmp_path / "midi" / "d1").mkdir(parents=True)
+    _groove(tmp_path / "midi" / "d1" / "x.mid", bars=1)
+    out = render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
+    assert [p.name for p in out] == ["d1_x.flac"] and sf.info(str(out[0])).samplerate == 22050
+    mtime = out[0].stat().st_mtime_ns
+    render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
+    assert out[0].stat().st_mtime_ns == mtime  # resumed: kept, not rendered again
+    with pytest.raises(DeepsepError, match="soundfont not found"):
+        render_drums(tmp_path / "g.mid", tmp_path / "none.sf2")
