@@ -287,7 +287,11 @@ class StemWriter:
         self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{next(_WRITER_IDS)}"
         self.tmp = self.partial.with_name(self.partial.name + ".w64")
         self.tmp.touch()  # an unwritable folder raises OSError with its reason here, not libsndfile's "System error"
-        self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
+        try:
+            self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
         self.frames = 0
         self.peak = 0.0
 
