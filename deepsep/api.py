@@ -29,7 +29,7 @@ from .audio import (
     AUDIO_EXTENSIONS, CLIP_POLICIES, DEFAULT_FILENAME, FILENAME_FIELDS, MP3_LEVELS, OUTPUT_FORMATS, AudioInfo,
     AudioReader, Fifo, StemWriter, StreamResampler, remove_stale_partials, subtype_for,
 )
-from .engine import StreamingSeparator
+from .engine import StreamingSeparator, resolve_device
 from .errors import AudioError, DeepsepError, ModelError, UsageError
 from .models.base import SeparationModel
 from .weights import TEST_MODELS, Manifest, alias_for_rate, load_manifest, load_resolved, resolve
@@ -80,17 +80,6 @@ class FileResult:
     def rtf(self) -> float:
         """Real-time factor: processing time over audio duration (lower is faster)."""
         return self.elapsed / self.duration if self.duration else float("nan")
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is there, else 'cpu'; a clear error for an absent GPU."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeepsepError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise DeepsepError(f"unknown device {device!r} (choose auto, cpu or cuda)")
-    return device
 
 
 def collect_inputs(paths: Iterable[str | Path]) -> list[Path]:

@@ -24,9 +24,21 @@ import torch
 import torch.nn.functional as F
 
 from .channels import from_groups, to_groups
+from .errors import DeepsepError
 from .models.base import SeparationModel
 
 ProgressFn = Callable[[int], None]
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is there, else 'cpu'; a clear error for an absent GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeepsepError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise DeepsepError(f"unknown device {device!r} (choose auto, cpu or cuda)")
+    return device
 
 
 def segment_window(length: int, device: torch.device | str = "cpu") -> torch.Tensor:

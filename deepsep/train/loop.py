@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..metrics import si_sdr
 from ..models.base import SeparationModel
 from ..augment import room_impulse_responses
+from ..engine import resolve_device
 from ..errors import UsageError
 from ..registry import ARCHITECTURES, arch_name, build_model
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
@@ -80,12 +81,6 @@ class TrainOptions:
     @property
     def out_dir(self) -> Path:
         return Path(self.out or f"runs/{self.model}")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def lr_at(opts: TrainOptions, step: int, elapsed: float = 0.0) -> float:
@@ -308,7 +303,7 @@ def start_run(opts: Any, resume: bool = False) -> tuple[torch.device, tuple[Path
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(opts.seed)
-    return resolve_device(opts.device), (out / "last.pt", out / "best.pt", out / "log.jsonl")
+    return torch.device(resolve_device(opts.device)), (out / "last.pt", out / "best.pt", out / "log.jsonl")
 
 
 @dataclass
