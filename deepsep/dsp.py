@@ -37,3 +37,21 @@ def apply_masks(spec: torch.Tensor, masks: torch.Tensor, n_fft: int, hop: int, l
     sum to the mixture (the iSTFT is linear).
     """
     return istft(masks * spec.unsqueeze(1), n_fft, hop, length)
+
+
+def wiener(spec: torch.Tensor, masks: torch.Tensor, iterations: int = 1) -> torch.Tensor:
+    """Multichannel Wiener filtering of mask estimates (Open-Unmix's implementation of norbert's EM).
+
+    spec: (batch, channels, freq, frames) complex mixture; masks: (batch, sources, channels, freq,
+    frames), whose estimates (masks times the mixture, mixture phase) start the EM. Each source's
+    spatial covariance and power are re-estimated ``iterations`` times; returns complex source
+    STFTs (batch, sources, channels, freq, frames). No gradient: separation only.
+    """
+    from openunmix.filtering import wiener as umx_wiener
+
+    mags = (masks * spec.abs().unsqueeze(1)).detach()
+    out = []
+    for m, x in zip(mags, spec.detach()):
+        y = umx_wiener(m.permute(3, 2, 1, 0), torch.view_as_real(x.permute(2, 1, 0)), iterations)
+        out.append(torch.view_as_complex(y.permute(4, 2, 1, 0, 3).contiguous()))  # (sources, channels, freq, frames)
+    return torch.stack(out).to(spec.dtype)

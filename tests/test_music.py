@@ -392,3 +392,18 @@ def test_a_cappella_files_train_as_vocals_at_the_songs_vocal_level(tmp_path):
     for _ in range(20):  # remixed: every stem known, the accompaniment from the full tracks
         stems, mask = musdb.remix(tracks, 1000, rng, known=known, p_remix=1.0)
         assert mask.all() and all(stems[s].any() for s in range(1, 4))
+
+
+def test_wiener_filtering_keeps_the_stems_summing_to_the_mixture():
+    torch.manual_seed(0)
+    plain = build_model("music_masker", TINY).eval()
+    filtered = build_model("music_masker", {**TINY, "wiener_iterations": 1}).eval()
+    filtered.load_state_dict(plain.state_dict())
+    x = 0.1 * torch.randn(2, 2, 8192)
+    with torch.inference_mode():
+        a, b = plain(x), filtered(x)
+    assert b.shape == a.shape and not torch.allclose(a, b, atol=1e-4)
+    torch.testing.assert_close(b.sum(1), x, atol=1e-3, rtol=0)
+    filtered.train()  # training never filters: the losses see the masks
+    with torch.no_grad():
+        torch.testing.assert_close(filtered(x), plain.train()(x))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..dsp import apply_masks, stft
+from ..dsp import apply_masks, istft, stft, wiener
 from .base import ModelConfig, SeparationModel
 
 EPS = 1e-4
@@ -44,6 +44,7 @@ class MusicMaskerConfig(ModelConfig):
     layers: int = 2
     tail_bins: int = 16
     mask_power: float = 1.0  # separation only: masks ~ mask^power (sharper when > 1, Wiener-like)
+    wiener_iterations: int = 0  # separation only: multichannel Wiener EM iterations on the masks' estimates (0: off)
 
     @property
     def bins(self) -> int:
@@ -103,6 +104,10 @@ class MusicMasker(SeparationModel):
         cfg: MusicMaskerConfig = self.config  # type: ignore[assignment]
         spec = stft(mix, cfg.n_fft, cfg.hop)
         m = self.masks(spec)
+        if cfg.wiener_iterations and not self.training:
+            y = wiener(spec, m, cfg.wiener_iterations)
+            y = y + m * (spec - y.sum(dim=1)).unsqueeze(1)  # what the regularisation left out, by mask share
+            return istft(y, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
         return apply_masks(spec, m, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
