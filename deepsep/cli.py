@@ -1,8 +1,7 @@
 """The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.api`.
 
 PyTorch and the modules that need it are imported only inside the commands that use them, and
-the subcommand groups (eval, data, train) only when they run, so that ``--help`` and usage
-errors answer at once.
+the subcommand groups (eval, data, train) only when they run, so that ``--help`` answers at once.
 """
 
 from __future__ import annotations
