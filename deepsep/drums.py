@@ -43,9 +43,8 @@ def prepared_midi(src: Path, dst: Path, kit: int) -> float:
         for i, msg in enumerate(track):
             if msg.type in ("note_on", "note_off") and msg.note in TD11_TO_GM:
                 track[i] = msg.copy(note=TD11_TO_GM[msg.note])
-    head = [mido.Message("control_change", channel=DRUM_CHANNEL, control=0, value=1, time=0),  # bank MSB 1 -> 128
-            mido.Message("program_change", channel=DRUM_CHANNEL, program=kit, time=0)]
-    midi.tracks[0][0:0] = head
+    # FluidSynth plays channel 10 from bank 128 (the drum kits) whatever the bank select says
+    midi.tracks[0].insert(0, mido.Message("program_change", channel=DRUM_CHANNEL, program=kit, time=0))
     midi.save(str(dst))
     return float(midi.length)
 
