@@ -62,3 +62,11 @@ cd /tmp && tar czf "$OUT/logs.tgz" runA.txt runB.txt runC.txt logA.jsonl logB.js
 tar cf run_pts.tar runA.pt runB.pt runC.pt && split -b 15M run_pts.tar "$OUT/pts.tar.part-"
 tail -n 3 runA.txt runB.txt runC.txt
 ls -la "$OUT"
+# Stage 3 of the shipped voice16-unet ran as a second call on the same (still warm) machine, on the
+# files the first call left in /tmp, with the Conv-TasNet run resumed beside it:
+#   C=(--device cuda --threads 1 --steps 1000000 --no-progress --speech $W/speech --noise $W/noise
+#      --valid-speech $W/valid_speech --valid-noise $W/valid_noise --valid-dir /tmp/valid16)
+#   deepsep train unet16 "${C[@]}" --max-minutes 3.3 --init /tmp/runA.pt --batch-size 16 --lr 3e-4 \
+#       --workers 7 --valid-every 500 --ckpt-every 500 -o /tmp/runA2 &
+#   deepsep train convtasnet16 "${C[@]}" --max-minutes 8.8 --batch-size 16 --workers 7 \
+#       --valid-every 1000 --ckpt-every 1000 -o /tmp/runC --resume &
