@@ -81,6 +81,8 @@ def render_folder(midi_dir: str | Path, out_dir: str | Path, soundfont: str | Pa
     if not files:
         raise DeepsepError(f"{midi_dir}: no .mid files")
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.partial.flac"):  # a render that was killed half-way
+        stale.unlink()
     outputs = []
     for i, f in enumerate(files):
         name = "_".join(f.relative_to(midi_dir).with_suffix("").parts)

@@ -136,7 +136,8 @@ def solo_tracks(folder: str | Path, stem: str, max_seconds: float | None = None)
     """Each audio file of ``folder`` (a cappella singing such as ``music/pjs`` for ``vocals``, drum
     renders for ``drums``) as a track whose only known stem is ``stem``, sorted by name; with
     ``max_seconds``, the first files up to that much audio."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = sorted(p for p in Path(folder).iterdir()
+                   if p.suffix.lower() in AUDIO_EXTENSIONS and ".partial" not in p.name)  # not a half-written file
     if max_seconds is not None:
         import soundfile as sf
 

@@ -51,8 +51,10 @@ def test_render_is_a_drum_stem_of_the_midis_length(tmp_path):
     _groove(tmp_path / "midi" / "d1" / "x.mid", bars=1)
     out = render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
     assert [p.name for p in out] == ["d1_x.flac"] and sf.info(str(out[0])).samplerate == 22050
+    (tmp_path / "out" / "d1_y.flac.partial.flac").write_bytes(b"killed half-way")
     mtime = out[0].stat().st_mtime_ns
     render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
     assert out[0].stat().st_mtime_ns == mtime  # resumed: kept, not rendered again
+    assert not list((tmp_path / "out").glob("*.partial*"))  # what a killed render left is removed
     with pytest.raises(DeepsepError, match="soundfont not found"):
         render_drums(tmp_path / "g.mid", tmp_path / "none.sf2")

@@ -376,6 +376,7 @@ def test_a_cappella_files_train_as_vocals_at_the_songs_vocal_level(tmp_path):
     sf.write(solo / "a.wav", _tone(440.0, SR // 2)[0] * 0.1, SR)  # mono, far quieter
     sf.write(solo / "b.flac", _tone(550.0, SR // 2)[0] * 2.0, SR)
     (solo / "notes.txt").write_text("not audio")
+    sf.write(solo / "c.flac.partial.flac", _tone(660.0, SR // 2)[0], SR)  # a half-written render: not a track
     assert [t.name for t in musdb.solo_tracks(solo, "vocals")] == ["a", "b"]
     assert [t.name for t in musdb.solo_tracks(solo, "vocals", max_seconds=0.1)] == ["a"]
     ds = musdb.MusicDataset(root, n_valid=1, cache_dir=tmp_path / "cache", solo=[("vocals", solo)])
