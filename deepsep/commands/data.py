@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..drums import DEFAULT_SOUNDFONT, GM_KITS
 from ..voicedata import build_mixtures
 
 
@@ -72,9 +73,9 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
               type=click.Path(exists=True, file_okay=False), help="Folder of drum performances as MIDI (searched recursively).")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where the drum stems go [default: ~/.cache/deepsep/drums/<soundfont name>].")
-@click.option("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2", show_default=True,
+@click.option("--soundfont", default=str(DEFAULT_SOUNDFONT), show_default=True,
               help="A General MIDI soundfont (Debian fluid-soundfont-gm).")
-@click.option("--kits", default="0,8,16,24,25,32,40,48", show_default=True, callback=_kits,
+@click.option("--kits", default=",".join(map(str, GM_KITS)), show_default=True, callback=_kits,
               help="GM drum-kit programs to draw from, one per file.")
 @click.option("--sample-rate", type=int, default=44100, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N files.")
