@@ -217,7 +217,7 @@ def cached_track(track: TrackRef, cache_dir: str | Path | None = None, sample_ra
     data = decode_track(track, sample_rate)
     data16 = np.clip(data, -65000, 65000).astype(np.float16)
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npy")
+    tmp = path.with_name(f"{path.name}.partial-{os.getpid()}.npy")  # runs side by side may decode the same track
     np.save(tmp, data16)
     os.replace(tmp, path)
     return data16
@@ -358,7 +358,9 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     (default: all known), ``weights`` the chance of drawing each track (default: equal; e.g. in
     proportion to length). With probability ``p_remix`` each stem comes from an independently
     drawn track that knows it, at its own random offset (random remixing across tracks: every stem
-    known), else all stems come from one track at one offset (that track's mask). Then per-stem
+    known), else all stems come from one track at one offset (that track's mask), drawn among the
+    tracks that know two stems or more (a one-stem track, e.g. a cappella vocals, is only ever
+    remixed over other tracks' stems, never an example on its own). Then per-stem
     random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
     a stem at random.
     """
@@ -371,14 +373,14 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
         p = weights[candidates] / weights[candidates].sum()
         return int(candidates[int(rng.choice(len(candidates), p=p))])
 
-    everyone = np.arange(len(tracks))
-    if rng.random() < p_remix:
+    whole = np.flatnonzero([m.sum() >= 2 for m in masks])
+    if rng.random() < p_remix or len(whole) == 0:
         having = [np.flatnonzero([m[s] for m in masks]) for s in range(n_src)]
         mask = np.array([len(h) > 0 for h in having])
         stems = np.stack([random_excerpt(tracks[draw(having[s])][s], length, rng) if mask[s]
                           else np.zeros((tracks[0].shape[1], length), dtype=np.float32) for s in range(n_src)])
     else:
-        i = draw(everyone)
+        i = draw(whole)
         stems, mask = random_excerpt(tracks[i], length, rng), masks[i].copy()
     stems = stems.astype(np.float32)
     gains = 10 ** (rng.uniform(*gain_db, size=n_src) / 20)

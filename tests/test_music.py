@@ -393,6 +393,9 @@ def test_a_cappella_files_train_as_vocals_at_the_songs_vocal_level(tmp_path):
     for _ in range(20):  # remixed: every stem known, the accompaniment from the full tracks
         stems, mask = musdb.remix(tracks, 1000, rng, known=known, p_remix=1.0)
         assert mask.all() and all(stems[s].any() for s in range(1, 4))
+    for _ in range(20):  # drawn whole: a song, never an a cappella file on its own
+        stems, mask = musdb.remix(tracks, 1000, rng, known=known, p_remix=0.0)
+        assert mask.all() and stems[1:].any()
 
 
 def test_wiener_filtering_keeps_the_stems_summing_to_the_mixture():
