@@ -19,7 +19,7 @@ from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
 from deepsep.train.loop import load_checkpoint, model_from_checkpoint
 from deepsep.train.music import (Adversary, MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
-                                 load_data, train_music)
+                                 load_data, train_music, trained_on)
 
 SR = 44100
 TINY = {"n_fft": 256, "hop": 128, "hidden": 16, "layers": 1, "max_freq": 4000.0}
@@ -411,3 +411,59 @@ def test_wiener_filtering_keeps_the_stems_summing_to_the_mixture():
     filtered.train()  # training never filters: the losses see the masks
     with torch.no_grad():
         torch.testing.assert_close(filtered(x), plain.train()(x))
+
+
+def test_unlabelled_songs_train_the_semi_supervised_losses_and_init_continues_a_model(tmp_path):
+    root = tmp_path / "data"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 2, seed=i)
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    sf.write(songs / "a.flac", _tone(700.0, SR // 2, 48000)[0], 48000)  # mono, 48 kHz
+    sf.write(songs / "b.wav", _tone(800.0, SR // 2).T, SR)
+    opts = MusicTrainOptions(config=TINY, data=str(root), cache=str(tmp_path / "cache"), n_valid=1, mixtures=[str(songs)],
+                             steps=2, batch_size=2, segment=0.2, out=str(tmp_path / "run"), ckpt_every=1,
+                             valid_every=2, threads=1, log_every=1)
+    data = load_data(opts)
+    assert sorted(data.songs) == ["songs/a", "songs/b"]
+    a = data.songs["songs/a"]
+    assert a.shape[0] == 2 and abs(a.shape[-1] - SR // 2 * SR // 48000) < 64 and abs(_peak(a.astype(np.float32)) - 700) < 10
+    np.testing.assert_array_equal(a[0], a[1])  # mono upmixed
+    # the loss: the songs' estimates are judged and feed the next step's synthetic mixtures
+    torch.manual_seed(0)
+    model = build_model("music_masker", TINY)
+    adv = Adversary(2, 4, 1e-3, torch.device("cpu"))
+    loss_fn = MusicLoss(model, opts, adv)
+    batches = MusicBatches([data.stems(n) for n in data.train_names], 4410, seed=0, songs=list(data.songs.values()))
+    mixes = batches.songs_batch(3)
+    assert mixes.shape == (3, 2, 4410) and mixes.abs().amax() > 0
+    stems, known = batches.batch(2)
+    loss, parts, est, real = loss_fn(stems, known, mixes)
+    assert torch.isfinite(loss) and est.shape[:2] == (5, 4) and real.shape[:2] == (2, 4)
+    assert loss_fn.pool is not None and len(loss_fn.pool) == 3  # the songs' estimates
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # a run with songs, then a run from its weights (--init)
+    assert train_music(opts, progress=False, data=data)["step"] == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all("g_adv" in r and "d" in r for r in log if r.get("event") == "train")
+    first = model_from_checkpoint(tmp_path / "run" / "best.pt")
+    later = MusicTrainOptions(**{**opts.__dict__, "out": str(tmp_path / "run2"), "init": str(tmp_path / "run" / "best.pt"),
+                                 "steps": 1, "lr": 0.0, "mixtures": []})
+    train_music(later, progress=False)
+    second = model_from_checkpoint(tmp_path / "run2" / "last.pt")
+    for k, v in first.state_dict().items():  # no learning rate: the weights it started from
+        torch.testing.assert_close(second.state_dict()[k], v)
+    entry = export_music(tmp_path / "run2" / "last.pt", "m2", tmp_path / "out", None, half=False)
+    assert entry["stages"][-1]["init"].endswith("best.pt") and "unlabelled mixtures" not in entry["trained_on"]
+    assert "unlabelled mixtures of" in trained_on(opts)
+
+
+def test_gan_command_refuses_songs_without_the_semi_supervised_losses(tmp_path):
+    from click.testing import CliRunner
+
+    from deepsep.commands.train_music import gan
+
+    res = CliRunner().invoke(gan, ["--supervised-only", "--mixtures", str(tmp_path), "-o", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "drop --supervised-only" in res.output
+    assert not (tmp_path / "run").exists()

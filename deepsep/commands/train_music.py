@@ -49,8 +49,15 @@ def _fmt(d: dict) -> str:
                    "remixed over other tracks' accompaniment.")
 @click.option("--drums", multiple=True, metavar="DIR",
               help="Folders of drum stems for training only (repeatable): what `deepsep data drums` renders.")
+@click.option("--mixtures", multiple=True, metavar="DIR",
+              help="Folders of unlabelled full mixes for the semi-supervised losses (repeatable), e.g. "
+                   "../shared/data/music/songs; not with --supervised-only.")
 @click.option("--solo-minutes", type=float, default=60.0, show_default=True,
-              help="At most this much audio of each --vocals / --drums folder (each minute takes ~53 MB of memory).")
+              help="At most this much audio of each --vocals / --drums / --mixtures folder (a minute of stems takes "
+                   "~53 MB of memory).")
+@click.option("--init", default=None, metavar="NAME_OR_FILE",
+              help="Start from these weights (a model name, .safetensors or training .pt of the same config); "
+                   "the export records every stage.")
 @click.option("--cache", default=None, help="Decoded-track cache folder [default: ~/.cache/deepsep/musdb].")
 @click.option("--valid-tracks", "n_valid", type=int, default=10, show_default=True,
               help="Tracks held out for validation (seeded shuffle of the sorted names; saved in OUT/split.json).")
@@ -81,17 +88,20 @@ def _fmt(d: dict) -> str:
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def gan(data, extra, vocals, drums, solo_minutes, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
+def gan(data, extra, vocals, drums, mixtures, solo_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
         lr, d_lr, segment, adv_weight, synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
         valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
     """Stereo 4-source masking network, semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     opts = MusicTrainOptions(
         config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
-        solo_minutes=solo_minutes, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+        mixtures=list(mixtures), solo_minutes=solo_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
         steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
         adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
         device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
     )
+    if mixtures and supervised_only:
+        raise click.UsageError("--mixtures (unlabelled songs) trains through the semi-supervised losses: "
+                               "drop --supervised-only")
     if not evaluate_only:
         with reported():
             prepare_run_folder(opts.out_dir, resume, overwrite)

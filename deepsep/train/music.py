@@ -35,13 +35,15 @@ import torch
 from torch import nn
 
 from ..dsp import istft, stft
+from ..errors import UsageError
 from ..engine import separate
 from ..metrics import sdr
 from ..models.base import SeparationModel
-from ..musdb import SHARED_MUSDB7, MusicDataset, remix
+from ..musdb import (SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix,
+                     swap_channels)
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
-from .loop import JsonlLog, Run, load_checkpoint, resume_from, run_steps, start_run
+from .loop import JsonlLog, Run, init_weights, load_checkpoint, resume_from, run_steps, start_run
 
 DATA = Path("..") / "shared" / "data"
 #: the default training tracks: MUSDB18's 7-s training excerpts, one folder of Opus stems per track
@@ -59,7 +61,9 @@ class MusicTrainOptions:
     extra: list[str] = field(default_factory=list)  # more track folders, for training only (e.g. music/eif)
     vocals: list[str] = field(default_factory=list)  # folders of a cappella files, for training only (music/pjs)
     drums: list[str] = field(default_factory=list)  # folders of drum stems, for training only (deepsep data drums)
-    solo_minutes: float = 60.0           # at most this much of each vocals / drums folder (memory: ~53 MB a minute)
+    mixtures: list[str] = field(default_factory=list)  # folders of unlabelled full mixes (music/songs)
+    solo_minutes: float = 60.0           # at most this much of each vocals / drums / mixtures folder
+    init: str | None = None              # start from these weights (model name, .safetensors or .pt)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
     split_seed: int = 42
@@ -78,6 +82,7 @@ class MusicTrainOptions:
     adv_weight: float = 0.02             # generator's LSGAN loss
     synth_fraction: float = 0.25         # synthetic mixtures per step, as a fraction of the batch
     identity_fraction: float = 0.25      # pure sources per step, as a fraction of the batch
+    mixture_fraction: float = 0.5        # unlabelled song excerpts per step (with mixtures), as a fraction of the batch
     p_remix: float = 0.5                 # augmentation: stems from different tracks
     device: str = "auto"
     seed: int = 0
@@ -99,12 +104,14 @@ class MusicTrainOptions:
 class MusicBatches:
     """Random augmented batches from the training tracks (see :func:`deepsep.musdb.remix`): tracks
     are drawn in proportion to their length (equally when all are as long), and ``known`` gives
-    each track's mask of known stems (default: all known)."""
+    each track's mask of known stems (default: all known). ``songs`` are unlabelled full mixes
+    (2, time), drawn by length too (:meth:`songs_batch`)."""
 
     def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5,
-                 known: Sequence[np.ndarray] | None = None):
+                 known: Sequence[np.ndarray] | None = None, songs: Sequence[np.ndarray] = ()):
         self.tracks = list(tracks)
         self.known = None if known is None else list(known)
+        self.songs = list(songs)
         self.segment = segment
         self.p_remix = p_remix
         lengths = np.array([t.shape[-1] for t in self.tracks], dtype=np.float64)
@@ -116,6 +123,18 @@ class MusicBatches:
         pairs = [remix(self.tracks, self.segment, self.rng, known=self.known, weights=self.weights,
                        p_remix=self.p_remix) for _ in range(size)]
         return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
+
+    def songs_batch(self, size: int) -> torch.Tensor:
+        """(size, channels, time) excerpts of the unlabelled songs, drawn by length, with the stems'
+        augmentation (random gain, channel swap, sign flip; see :func:`deepsep.musdb.remix`)."""
+        lengths = np.array([x.shape[-1] for x in self.songs], dtype=np.float64)
+        out = []
+        for i in self.rng.choice(len(self.songs), size=size, p=lengths / lengths.sum()):
+            x = random_excerpt(self.songs[int(i)], self.segment, self.rng)[None].astype(np.float32)
+            x = apply_gains(x, 10 ** (self.rng.uniform(-6.0, 3.0, size=1) / 20))
+            x = flip_signs(swap_channels(x, self.rng.random(1) < 0.5), self.rng.random(1) < 0.5)
+            out.append(x[0])
+        return torch.from_numpy(np.ascontiguousarray(np.stack(out), dtype=np.float32))
 
     def state(self) -> Any:
         return self.rng.bit_generator.state
@@ -163,19 +182,25 @@ class Adversary:
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.9))
 
     @staticmethod
-    def _flat(mags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, sources, channels, f, n) -> items (batch*sources, channels, f, n), source ids."""
+    def _flat(mags: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, sources, channels, f, n) -> items (batch*sources, channels, f, n), source ids;
+        with ``keep`` (batch, sources) bool, only those items."""
         b, s = mags.shape[:2]
-        return mags.reshape(b * s, *mags.shape[2:]), torch.arange(s, device=mags.device).repeat(b)
+        items, src = mags.reshape(b * s, *mags.shape[2:]), torch.arange(s, device=mags.device).repeat(b)
+        if keep is not None:
+            flat = keep.reshape(-1)
+            items, src = items[flat], src[flat]
+        return items, src
 
     def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
         """LSGAN loss of the separator: estimated source magnitudes (batch, sources, ...) should score 1."""
         x, src = self._flat(fake)
         return (self.disc(x, src) - 1).pow(2).mean()
 
-    def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        """One discriminator update: real source magnitudes -> 1, estimated (detached) -> 0."""
-        xr, sr = self._flat(real)
+    def step(self, real: torch.Tensor, fake: torch.Tensor, real_known: torch.Tensor | None = None) -> float:
+        """One discriminator update: real source magnitudes -> 1 (only the known stems, with
+        ``real_known`` (batch, sources) bool), estimated (detached) -> 0."""
+        xr, sr = self._flat(real, real_known)
         xf, sf = self._flat(fake.detach())
         loss = 0.5 * ((self.disc(xr, sr) - 1).pow(2).mean() + self.disc(xf, sf).pow(2).mean())
         self.opt.zero_grad(set_to_none=True)
@@ -240,17 +265,18 @@ class MusicLoss:
         self.pool: torch.Tensor | None = None  # previous estimates, complex (b, s, c, f, n)
         self.gen = torch.Generator().manual_seed(opts.seed + 1)
 
-    def __call__(self, stems: torch.Tensor, known: torch.Tensor | None = None
+    def __call__(self, stems: torch.Tensor, known: torch.Tensor | None = None, songs: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
-        """stems (batch, sources, channels, time), known (batch, sources) bool (default: all) ->
-        (loss, parts, estimated mags, real mags)."""
+        """stems (batch, sources, channels, time), known (batch, sources) bool (default: all),
+        songs (m, channels, time) unlabelled mixtures (semi-supervised only) -> (loss, parts,
+        estimated mags (batch + m, sources, ...), real mags (batch, sources, ...))."""
         cfg = self.model.config
         o = self.opts
         Y = stft(stems, cfg.n_fft, cfg.hop)[..., : cfg.bins, :]   # (b, s, c, f, n)
         X = Y.sum(dim=1)                                            # mixture = sum of stems
         b, s = Y.shape[:2]
         inputs, targets = [X], [Y]
-        n_syn = n_id = 0
+        n_syn = n_id = n_mix = 0
         if not o.supervised_only:
             n_syn = min(b, round(b * o.synth_fraction)) if self.pool is not None else 0
             n_id = min(b, round(b * o.identity_fraction))
@@ -262,13 +288,16 @@ class MusicLoss:
                 inputs.append(tgt.sum(1))
                 targets.append(tgt)
             if n_id:  # pure source i of example k: itself in stem i, silence elsewhere
-                k = torch.randperm(b, generator=self.gen)[:n_id]
-                i = torch.randint(0, s, (n_id,), generator=self.gen)
-                pure = Y[k, i]
+                k_id = torch.randperm(b, generator=self.gen)[:n_id]
+                i_id = torch.randint(0, s, (n_id,), generator=self.gen)
+                pure = Y[k_id, i_id]
                 tgt = torch.zeros_like(Y[:n_id])
-                tgt[torch.arange(n_id), i] = pure
+                tgt[torch.arange(n_id), i_id] = pure
                 inputs.append(pure)
                 targets.append(tgt)
+            if songs is not None and len(songs):  # unlabelled mixtures: no target, judged by the adversary
+                inputs.append(stft(songs, cfg.n_fft, cfg.hop)[..., : cfg.bins, :])
+                n_mix = len(songs)
         Xa, Ya = torch.cat(inputs), torch.cat(targets)
         M = self.model.masks(Xa, full=False)  # type: ignore[attr-defined]
         parts: dict[str, float] = {}
@@ -284,16 +313,20 @@ class MusicLoss:
             loss = loss + o.synth_weight * (l1s + o.wave_weight * ws)
             parts["synth"] = float(l1s.detach())
         if n_id:
-            l1i, wi = mask_losses(M[b + n_syn:], Xa[b + n_syn:], Ya[b + n_syn:])
+            j = b + n_syn
+            l1i, wi = mask_losses(M[j:j + n_id], Xa[j:j + n_id], Ya[j:j + n_id])
             loss = loss + o.identity_weight * (l1i + o.wave_weight * wi)
             parts["identity"] = float(l1i.detach())
-        est_mag = M[:b] * X.abs().unsqueeze(1)
+        mixes = torch.cat([X, Xa[len(Xa) - n_mix:]]) if n_mix else X  # labelled, then the songs
+        masks = torch.cat([M[:b], M[len(M) - n_mix:]]) if n_mix else M[:b]
+        est_mag = masks * mixes.abs().unsqueeze(1)
         real_mag = Y.abs().roll(b // 2, dims=0)  # unpaired real sources (other examples)
         if self.adv is not None and not o.supervised_only:
             g = self.adv.generator_loss(est_mag)
             loss = loss + o.adv_weight * g
             parts["g_adv"] = float(g.detach())
-            self.pool = (M[:b] * X.unsqueeze(1)).detach()
+            # the synthetic mixtures of the next step: estimates from the songs where there are any
+            self.pool = (masks[b:] * mixes[b:].unsqueeze(1) if n_mix else masks * mixes.unsqueeze(1)).detach()
         return loss, parts, est_mag, real_mag
 
 
@@ -363,7 +396,7 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress,
                         extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums)],
-                        solo_minutes=opts.solo_minutes)
+                        solo_minutes=opts.solo_minutes, mixtures=opts.mixtures)
     require_known_stems(data)
     return data
 
@@ -382,12 +415,19 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
+    if opts.mixtures and opts.supervised_only:
+        raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
+                         "drop --supervised-only")
     device, paths = start_run(opts, resume)
     model = make_model(opts).to(device)
+    if opts.init:
+        init_weights(model, opts.init)
     data = data or load_data(opts)
     require_known_stems(data)
+    songs = list(data.songs.values())
     batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
-                           opts.seed, p_remix=opts.p_remix, known=[data.known[n] for n in data.train_names])
+                           opts.seed, p_remix=opts.p_remix, known=[data.known[n] for n in data.train_names],
+                           songs=songs)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
     step, best, prior = 0, -math.inf, 0.0
@@ -396,15 +436,20 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
         if adversary is not None and "adversary" in ck:
             adversary.load_state_dict(ck["adversary"])
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
-    elif hasattr(model, "set_normalisation"):
+    elif hasattr(model, "set_normalisation") and not opts.init:  # an --init model brings its own
         model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size))[0].sum(1).to(device))
-        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix, known=batches.known)
+        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix, known=batches.known,
+                               songs=songs)
     loss_fn = MusicLoss(model, opts, adversary)
 
     def batch_loss() -> tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]:
         stems, known = batches.batch(opts.batch_size)
-        loss, parts, est_mag, real_mag = loss_fn(stems.to(device), known.to(device))
-        after = None if adversary is None else (lambda: {"d": adversary.step(real_mag, est_mag)})
+        n_songs = round(opts.batch_size * opts.mixture_fraction) if songs and adversary is not None else 0
+        mixes = batches.songs_batch(n_songs).to(device) if n_songs else None
+        known = known.to(device)
+        loss, parts, est_mag, real_mag = loss_fn(stems.to(device), known, mixes)
+        real_known = known.roll(len(known) // 2, dims=0)  # as real_mag: other examples' stems
+        after = None if adversary is None else (lambda: {"d": adversary.step(real_mag, est_mag, real_known)})
         return loss, parts, after
 
     log = JsonlLog(paths[2], on_log)
@@ -426,6 +471,16 @@ TRAINED_ON = (f"MUSDB18 training tracks, 7-s excerpts ({MUSIC_DATA.as_posix()}),
               "validation tracks held out by track")
 
 
+def trained_on(opts: MusicTrainOptions) -> str:
+    """What a run trained on, in words, for its manifest entry."""
+    parts = [TRAINED_ON if opts.data == str(MUSIC_DATA) else f"the tracks of {opts.data} (validation tracks held out)"]
+    parts += [f"stems of {f}" for f in opts.extra]
+    parts += [f"a cappella vocals of {f} (at most {opts.solo_minutes:g} min)" for f in opts.vocals]
+    parts += [f"drum stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.drums]
+    parts += [f"unlabelled mixtures of {f} (at most {opts.solo_minutes:g} min)" for f in opts.mixtures]
+    return "; ".join(parts)
+
+
 def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None = None,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json", half: bool = True, training_command: str = "",
                  data: MusicDataset | None = None, description: str = "") -> dict[str, Any]:
@@ -436,7 +491,7 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     """
     from ..checkpoint import load_model, save_model
     from ..weights import BUNDLED_DIR
-    from .export import manifest_entry, update_manifest
+    from .export import manifest_entry, training_stages, update_manifest
 
     out_dir = Path(out_dir) if out_dir else BUNDLED_DIR
     ck = load_checkpoint(checkpoint)
@@ -467,8 +522,9 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
             + ("trained with supervised losses only (the better of the two variants under the same budget)"
                if opts.supervised_only else
                "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)"))
-    entry = manifest_entry(name, "music", ck["arch"], reloaded, path, LICENSE, TRAINED_ON, metrics,
-                           training_command, description)
+    entry = manifest_entry(name, "music", ck["arch"], reloaded, path, LICENSE, trained_on(opts), metrics,
+                           training_command, description,
+                           training_stages(ck, training_command) if opts.init else None)
     if manifest:
         update_manifest(entry, manifest)
     return entry
