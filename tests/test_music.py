@@ -467,3 +467,32 @@ def test_gan_command_refuses_songs_without_the_semi_supervised_losses(tmp_path):
     res = CliRunner().invoke(gan, ["--supervised-only", "--mixtures", str(tmp_path), "-o", str(tmp_path / "run")])
     assert res.exit_code == 2 and "drop --supervised-only" in res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_listen_writes_excerpts_and_every_models_stems_and_refuses_to_overwrite(tmp_path):
+    from click.testing import CliRunner
+
+    from deepsep.commands.data import data
+    from deepsep.listen import spread
+
+    assert spread(list(range(10)), 4) == [0, 2, 5, 7] and spread([1, 2], 5) == [1, 2]
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i, f in enumerate((300.0, 500.0, 700.0)):
+        sf.write(songs / f"s{i}.flac", _tone(f, 3 * 48000, 48000).T, 48000)
+    (songs / "cover.jpg").write_bytes(b"not audio")
+    out = tmp_path / "listen"
+    args = ["listen", "--songs-dir", str(songs), "--count", "2", "-m", "tiny-test-music", "--start", "2",
+            "--seconds", "1.5", "-o", str(out)]
+    res = CliRunner().invoke(data, args)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["s0", "s1"]
+    mix, rate = sf.read(out / "s1" / "mixture.wav", always_2d=True)
+    assert rate == 48000 and mix.shape == (72000, 2)  # moved back to fit: the last 1.5 s
+    stems = [sf.read(out / "s1" / "tiny-test-music" / f"{s}.wav", always_2d=True)[0] for s in musdb.SOURCES]
+    np.testing.assert_allclose(np.sum(stems, axis=0), mix, atol=1e-4)  # the stems add up to the excerpt
+    again = CliRunner().invoke(data, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    other = CliRunner().invoke(data, [*args[:-4], "--seconds", "1", "--overwrite", "-o", str(out)])
+    assert other.exit_code == 1 and "another excerpt" in other.output
+    assert not list(out.rglob(".*partial*"))

@@ -98,6 +98,62 @@ def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
     click.echo(f"{len(files)} drum stems in {out}")
 
 
+@data.command("listen")
+@click.argument("songs", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--songs-dir", default="../shared/data/music/songs", show_default=True,
+              help="Where to pick songs when none are given (full mixes; --count of them, spread over the folder).")
+@click.option("--count", type=click.IntRange(1), default=4, show_default=True)
+@click.option("-m", "--model", "models", multiple=True, metavar="NAME_OR_FILE",
+              help="A model name or .safetensors file (repeatable) [default: the music default].")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A training checkpoint .pt (repeatable), labelled by its run folder.")
+@click.option("--trust-local", is_flag=True, help="Load model files that no sha256 vouches for (as separate).")
+@click.option("--start", type=click.FloatRange(0), default=60.0, show_default=True, help="Excerpt start (s).")
+@click.option("--seconds", type=click.FloatRange(1), default=20.0, show_default=True, help="Excerpt length (s).")
+@click.option("-o", "--out", "out_dir", default="listen", show_default=True, type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace model folders written before.")
+@click.option("--threads", type=int, default=None, help="CPU threads for PyTorch [default: 1].")
+def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, seconds, out_dir, overwrite, threads) -> None:
+    """Write song excerpts with each model's stems beside them, to hear what changed."""
+    from pathlib import Path
+
+    from ..api import set_threads
+    from ..audio import AUDIO_EXTENSIONS
+    from ..console import reported
+    from ..errors import DeepsepError, UsageError
+    from ..listen import listening_set, spread, targets
+    from .evaluate import load_eval_model
+
+    def label(path: str) -> str:
+        p = Path(path)
+        return f"{p.parent.name}-{p.stem}" if p.suffix == ".pt" else (p.stem if p.suffix else path)
+
+    with reported():
+        labels = [label(m) for m in models or ["music-4stem"]] + [label(c) for c in checkpoints]
+        if len(set(labels)) < len(labels):
+            raise UsageError(f"two models would share a folder name: {', '.join(labels)}")
+        if songs:
+            picked = [Path(s) for s in songs]
+        else:
+            folder = Path(songs_dir)
+            if not folder.is_dir():
+                raise DeepsepError(f"songs folder not found: {folder} (give song files or --songs-dir)")
+            picked = spread(sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS), count)
+            if not picked:
+                raise DeepsepError(f"no audio files in {folder}")
+        taken = [p for p in targets(picked, labels, Path(out_dir)) if p.exists()]
+        if taken and not overwrite:
+            raise UsageError(f"{taken[0]} exists: give --overwrite to replace it")
+        set_threads(threads, "cpu")
+        loaded = {}
+        for name, lab in zip(models or ["music-4stem"], labels):
+            loaded[lab] = load_eval_model(name, None, "music", "cpu", trust_local=trust_local)[0]
+        for ck, lab in zip(checkpoints, labels[len(models or ["music-4stem"]):]):
+            loaded[lab] = load_eval_model(None, ck, "music", "cpu")[0]
+        written = listening_set(picked, loaded, Path(out_dir), start, seconds, overwrite)
+    click.echo(f"wrote {len(written)} model folders for {len(picked)} songs in {out_dir}")
+
+
 from .prepare import prepare  # noqa: E402  (a subcommand of its own module)
 
 data.add_command(prepare)
