@@ -58,8 +58,8 @@ class LazyGroup(click.Group):
 #: the subcommands imported when they run (their one-line help must be their docstring's first line)
 LAZY_COMMANDS = {
     "eval": (".commands.evaluate", "evaluate_command", "Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."),
-    "data": (".commands.data", "data", "Prepare datasets (mixtures of clean speech and noise)."),
-    "train": (".commands.train", "train", "Retrain a voice model (checkpoints, resume, validation, logs, export)."),
+    "data": (".commands.data", "data", "Prepare datasets: voice mixtures, test sets, drum renders, listening excerpts."),
+    "train": (".commands.train", "train", "Train the voice and music models (checkpoints, resume, validation, logs, export)."),
 }
 
 

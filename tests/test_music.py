@@ -18,7 +18,8 @@ from deepsep.checkpoint import load_model
 from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
 from deepsep.train.loop import load_checkpoint, model_from_checkpoint
-from deepsep.train.music import (Adversary, MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
+from deepsep.train.adversary import Adversary
+from deepsep.train.music import (MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
                                  load_data, train_music, trained_on)
 
 SR = 44100
@@ -302,25 +303,25 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     common = ["--data", str(root), "--cache", str(tmp_path / "cache"), "--valid-tracks", "1", "-o",
               str(tmp_path / "run"), "--config", json.dumps(TINY), "--threads", "1", "--no-progress"]
     runner = CliRunner()
-    res = runner.invoke(cmd.gan, [*common, "--steps", "2", "--batch-size", "2", "--segment", "0.1",
+    res = runner.invoke(cmd.music, [*common, "--steps", "2", "--batch-size", "2", "--segment", "0.1",
                                   "--supervised-only"])
     assert res.exit_code == 0, res.output
     split = (tmp_path / "run" / "split.json").read_text()
     for extra, words in (([], "--resume to continue it or --overwrite"), (["--resume", "--overwrite"], "cannot go")):
-        res = runner.invoke(cmd.gan, [*common, "--steps", "2", *extra])  # refused before the data is read
+        res = runner.invoke(cmd.music, [*common, "--steps", "2", *extra])  # refused before the data is read
         assert res.exit_code == 2 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
-    res = runner.invoke(cmd.gan, [*common, "-o", str(tmp_path / "new"), "--resume"])
+    res = runner.invoke(cmd.music, [*common, "-o", str(tmp_path / "new"), "--resume"])
     assert res.exit_code == 2 and "nothing to resume" in res.output and not (tmp_path / "new").exists()
-    res = runner.invoke(cmd.gan, [*common, "--evaluate"])
+    res = runner.invoke(cmd.music, [*common, "--evaluate"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])
     assert set(out["baselines"]) == {"mixture", "irm1", "irm2"} and "avg" in out["model"]["sdr"]
-    res = runner.invoke(cmd.gan, [*common, "--evaluate", "--export", "m"])
+    res = runner.invoke(cmd.music, [*common, "--evaluate", "--export", "m"])
     assert res.exit_code == 0, res.output
     entry = json.loads((tmp_path / "manifest.json").read_text())["models"][0]
     assert "--supervised-only" in entry["training_command"] and (tmp_path / "out" / "m.safetensors").is_file()
     assert entry["metrics"]["method"] == "supervised only"
-    res = runner.invoke(cmd.gan, [*common, "--steps", "1", "--batch-size", "2", "--segment", "0.1",
+    res = runner.invoke(cmd.music, [*common, "--steps", "1", "--batch-size", "2", "--segment", "0.1",
                                   "--supervised-only", "--overwrite"])
     assert res.exit_code == 0, res.output
     log = (tmp_path / "run" / "log.jsonl").read_text()
@@ -459,13 +460,16 @@ def test_unlabelled_songs_train_the_semi_supervised_losses_and_init_continues_a_
     assert "unlabelled mixtures of" in trained_on(opts)
 
 
-def test_gan_command_refuses_songs_without_the_semi_supervised_losses(tmp_path):
+def test_music_command_refuses_songs_without_the_semi_supervised_losses_and_answers_to_its_old_name(tmp_path):
     from click.testing import CliRunner
 
-    from deepsep.commands.train_music import gan
+    from deepsep.commands.train import train
 
-    res = CliRunner().invoke(gan, ["--supervised-only", "--mixtures", str(tmp_path), "-o", str(tmp_path / "run")])
-    assert res.exit_code == 2 and "drop --supervised-only" in res.output
+    for name in ("music", "gan"):
+        res = CliRunner().invoke(train, [name, "--supervised-only", "--mixtures", str(tmp_path), "-o",
+                                         str(tmp_path / "run")])
+        assert res.exit_code == 2 and "drop --supervised-only" in res.output
+        assert ("deprecated" in res.output.lower()) == (name == "gan")
     assert not (tmp_path / "run").exists()
 
 

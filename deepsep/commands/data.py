@@ -20,7 +20,7 @@ def _snrs(ctx, param, value: str) -> list[int]:
 
 @click.group("data")
 def data() -> None:
-    """Prepare datasets (mixtures of clean speech and noise)."""
+    """Prepare datasets: voice mixtures, test sets, drum renders, listening excerpts."""
 
 
 @data.command("mix")
@@ -80,7 +80,7 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--sample-rate", type=int, default=44100, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N files.")
 def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
-    """Render drum stems from MIDI performances (for music training: train gan --drums OUT)."""
+    """Render drum stems from MIDI performances (for music training: train music --drums OUT)."""
     from pathlib import Path
 
     from ..console import reported

@@ -1,4 +1,4 @@
-"""`deepsep train`: retrain the voice models (U-Net, Conv-TasNet) and export them.
+"""`deepsep train`: train and export the voice models (U-Net, Conv-TasNet); music: train_music.py.
 
 Defaults reproduce the shipped weights from ``../shared/data`` (run from the repository root).
 """
@@ -133,7 +133,7 @@ def _run(recipe: str, kw: dict) -> None:
 
 @click.group("train")
 def train() -> None:
-    """Retrain a voice model (checkpoints, resume, validation, logs, export)."""
+    """Train the voice and music models (checkpoints, resume, validation, logs, export)."""
 
 
 @train.command("unet")
@@ -203,8 +203,9 @@ def export(checkpoint, name, out_dir, manifest, half, alias, training_command, v
                f"SI-SDRi {m['si_sdri']:.2f} dB")
 
 
-from .train_music import gan  # noqa: E402  (the music model's training, a subcommand of its own module)
+from .train_music import gan, music  # noqa: E402  (the music model's training, a subcommand of its own module)
 
+train.add_command(music)
 train.add_command(gan)
 
 if __name__ == "__main__":  # python -m deepsep.commands.train ...

@@ -1,4 +1,5 @@
-"""`deepsep train gan`: train the stereo four-source music model (semi-supervised, adversarial).
+"""`deepsep train music` (formerly `train gan`, still accepted): train the stereo four-source
+music model (supervised, or semi-supervised with adversarial losses).
 
 Defaults train on ``../shared/data/music/musdb7/train`` (run from the repository root): the
 MUSDB18 excerpts of the shipped ``music-4stem`` weights, which were trained on their ``.stem.mp4``
@@ -37,7 +38,7 @@ def _fmt(d: dict) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in d.items())
 
 
-@click.command("gan")
+@click.command("music")
 @click.option("--data", default=str(MUSIC_DATA), show_default=True,
               help="MUSDB18-style tracks: .stem.mp4 files, or one folder of stem files per track "
                    "(any format libsndfile reads; MUSDB18-HQ, DSD100).")
@@ -88,10 +89,10 @@ def _fmt(d: dict) -> str:
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def gan(data, extra, vocals, drums, mixtures, solo_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
+def music(data, extra, vocals, drums, mixtures, solo_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
         lr, d_lr, segment, adv_weight, synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
         valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
-    """Stereo 4-source masking network, semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
+    """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     opts = MusicTrainOptions(
         config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
         mixtures=list(mixtures), solo_minutes=solo_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
@@ -149,5 +150,9 @@ def gan(data, extra, vocals, drums, mixtures, solo_minutes, init, cache, n_valid
         click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
 
 
+#: the command's old name, kept working for scripts and the manifest's recorded commands
+gan = click.Command("gan", callback=music.callback, params=music.params, help=music.help, hidden=True,
+                    deprecated=True, context_settings=music.context_settings)
+
 if __name__ == "__main__":  # python -m deepsep.commands.train_music ...
-    gan()
+    music()

@@ -11,9 +11,11 @@ sources. The masking network ``g`` (:class:`~deepsep.models.music.MusicMasker`) 
 - synthetic mixtures: an estimated source of one example (from the previous step, detached) plus
   the real other sources of another example; ``g`` must return each part in its stem;
 - identity: ``g`` applied to a pure source returns it in its own stem and ~0 elsewhere;
-- least-squares GAN losses: a small conditional conv discriminator (one output head per source)
-  tells real source magnitude spectrograms from estimated ones (unpaired: real stems of other
-  examples); ``g`` is trained to make its estimates pass as real.
+- least-squares GAN losses: a small conditional conv discriminator (one output head per source,
+  :mod:`deepsep.train.adversary`) tells real source magnitude spectrograms from estimated ones
+  (unpaired: real stems of other examples); ``g`` is trained to make its estimates pass as real;
+- unlabelled mixtures (``mixtures``: full songs): separated each step, judged by the adversary,
+  and the source of the next step's synthetic mixtures.
 
 ``--supervised-only`` keeps only the supervised losses (the baseline under the same budget).
 All losses are computed on the STFT bins the network sees (up to ``max_freq``), in the STFT domain.
@@ -32,7 +34,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..dsp import istft, stft
 from ..errors import UsageError
@@ -43,6 +44,7 @@ from ..musdb import (SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, rando
                      swap_channels)
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
+from .adversary import Adversary
 from .loop import JsonlLog, Run, init_weights, load_checkpoint, resume_from, run_steps, start_run
 
 DATA = Path("..") / "shared" / "data"
@@ -141,80 +143,6 @@ class MusicBatches:
 
     def set_state(self, s: Any) -> None:
         self.rng.bit_generator.state = s
-
-
-# ----------------------------------------------------------------------------- adversary
-
-
-class Discriminator(nn.Module):
-    """A small conditional patch discriminator on source magnitude spectrograms.
-
-    (items, channels, freq, frames) magnitudes and (items,) source indices -> (items,) mean scores.
-    One output head per source; log magnitudes, minus their per-item mean (gain invariant).
-    """
-
-    def __init__(self, channels: int = 2, n_sources: int = 4, width: int = 8, pool: int = 8):
-        super().__init__()
-        self.pool = pool
-        w = width
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, w, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
-            nn.Conv2d(w, 2 * w, 5, stride=2, padding=2), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * w, n_sources, 3, padding=1),
-        )
-
-    def forward(self, mag: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-        x = torch.log(mag + 1e-4)
-        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
-        if self.pool > 1:
-            x = nn.functional.avg_pool2d(x, (self.pool, 1), ceil_mode=True)
-        scores = self.net(x)  # (items, sources, f', n')
-        return scores[torch.arange(len(source)), source].mean(dim=(-2, -1))
-
-
-class Adversary:
-    """The discriminator and its optimizer together: LSGAN losses for both players."""
-
-    def __init__(self, channels: int, n_sources: int, lr: float, device: torch.device):
-        self.n_sources = n_sources
-        self.disc = Discriminator(channels, n_sources).to(device)
-        self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.9))
-
-    @staticmethod
-    def _flat(mags: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(batch, sources, channels, f, n) -> items (batch*sources, channels, f, n), source ids;
-        with ``keep`` (batch, sources) bool, only those items."""
-        b, s = mags.shape[:2]
-        items, src = mags.reshape(b * s, *mags.shape[2:]), torch.arange(s, device=mags.device).repeat(b)
-        if keep is not None:
-            flat = keep.reshape(-1)
-            items, src = items[flat], src[flat]
-        return items, src
-
-    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        """LSGAN loss of the separator: estimated source magnitudes (batch, sources, ...) should score 1."""
-        x, src = self._flat(fake)
-        return (self.disc(x, src) - 1).pow(2).mean()
-
-    def step(self, real: torch.Tensor, fake: torch.Tensor, real_known: torch.Tensor | None = None) -> float:
-        """One discriminator update: real source magnitudes -> 1 (only the known stems, with
-        ``real_known`` (batch, sources) bool), estimated (detached) -> 0."""
-        xr, sr = self._flat(real, real_known)
-        xf, sf = self._flat(fake.detach())
-        loss = 0.5 * ((self.disc(xr, sr) - 1).pow(2).mean() + self.disc(xf, sf).pow(2).mean())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return float(loss.detach())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"disc": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
-                "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.disc.load_state_dict(s["disc"])
-        self.opt.load_state_dict(s["opt"])
 
 
 # ----------------------------------------------------------------------------- losses
