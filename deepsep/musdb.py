@@ -133,23 +133,26 @@ def find_tracks(root: str | Path) -> list[TrackRef]:
 
 
 def solo_tracks(folder: str | Path, stem: str, max_seconds: float | None = None) -> list[TrackRef]:
-    """Each audio file of ``folder`` (a cappella singing such as ``music/pjs`` for ``vocals``, drum
-    renders for ``drums``) as a track whose only known stem is ``stem``, sorted by name; with
+    """Each audio file under ``folder`` (a cappella singing such as ``music/pjs`` for ``vocals``,
+    drum renders for ``drums``; subfolders searched too) as a track whose only known stem is
+    ``stem``, named by its path in the folder without extension, sorted by name; with
     ``max_seconds``, files drawn in a fixed pseudo-random order (the same every run; not the first
     by name, which in a corpus such as groove would all be one drummer's) up to that much audio."""
-    files = sorted(p for p in Path(folder).iterdir()
-                   if p.suffix.lower() in AUDIO_EXTENSIONS and ".partial" not in p.name)  # not a half-written file
+    root = Path(folder)
+    files = {p.relative_to(root).with_suffix("").as_posix(): p for p in root.rglob("*")
+             if p.suffix.lower() in AUDIO_EXTENSIONS and ".partial" not in p.name and p.is_file()}  # not half-written
+    names = sorted(files)
     if max_seconds is not None:
         import soundfile as sf
 
         total, kept = 0.0, []
-        for p in sorted(files, key=lambda p: hashlib.sha1(p.name.encode()).hexdigest()):
+        for n in sorted(names, key=lambda n: hashlib.sha1(files[n].relative_to(root).as_posix().encode()).hexdigest()):
             if total >= max_seconds:
                 break
-            kept.append(p)
-            total += sf.info(str(p)).duration
-        files = sorted(kept)
-    return [TrackRef(p.stem, files=((stem, p),)) for p in files]
+            kept.append(n)
+            total += sf.info(str(files[n])).duration
+        names = sorted(kept)
+    return [TrackRef(n, files=((stem, files[n]),)) for n in names]
 
 
 def active_rms(x: np.ndarray, frame: int = 4410, floor_db: float = -40.0) -> float:
@@ -212,7 +215,7 @@ def default_cache_dir() -> Path:
 def _cached(name: str, key: str, sample_rate: int, cache_dir: str | Path | None, decode) -> np.ndarray:
     """``decode()`` as float16, stored once in the cache under (name, key, rate) and then read from it."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache / f"{name}.{key}.{sample_rate}.npy"
+    path = cache / f"{name.replace('/', '__')}.{key}.{sample_rate}.npy"
     if path.is_file():
         return np.load(path, mmap_mode=None)
     data16 = np.clip(decode(), -65000, 65000).astype(np.float16)
@@ -228,15 +231,17 @@ def cached_track(track: TrackRef, cache_dir: str | Path | None = None, sample_ra
     return _cached(track.name, track.key(), sample_rate, cache_dir, lambda: decode_track(track, sample_rate))
 
 
-def mixture_files(folder: str | Path, max_seconds: float | None = None) -> list[Path]:
-    """The audio files of ``folder`` (full mixes with no stems, e.g. ``music/songs``), sorted by
-    name; with ``max_seconds``, the first files up to that much audio."""
-    return [dict(t.files)["mixture"] for t in solo_tracks(folder, "mixture", max_seconds)]
+def mixture_files(folder: str | Path, max_seconds: float | None = None) -> dict[str, Path]:
+    """The audio files under ``folder`` (full mixes with no stems, e.g. ``music/songs``; subfolders
+    searched too) by name (path in the folder without extension); with ``max_seconds``, as
+    :func:`solo_tracks` draws them."""
+    return {t.name: dict(t.files)["mixture"] for t in solo_tracks(folder, "mixture", max_seconds)}
 
 
-def cached_mixture(path: str | Path, cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def cached_mixture(path: str | Path, cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
+                   name: str | None = None) -> np.ndarray:
     """An unlabelled full mix (2, time) as float16 at ``sample_rate``, decoded once then read from the cache."""
-    ref = TrackRef(Path(path).stem, files=(("mixture", Path(path)),))
+    ref = TrackRef(name or Path(path).stem, files=(("mixture", Path(path)),))
     return _cached(f"mix-{ref.name}", ref.key(), sample_rate, cache_dir, lambda: _read_file(Path(path), sample_rate))
 
 
@@ -261,15 +266,15 @@ class MusicDataset:
     ``solo_minutes`` of each folder), each scaled to the median active level of that stem in the
     other tracks so that remixing puts it over accompaniment at a level songs have; the validation
     tracks come from ``root``. ``mixtures`` folders hold unlabelled full mixes (at most
-    ``solo_minutes`` of each), in :attr:`songs` as (2, time) float16 arrays: the unlabelled side of
-    the semi-supervised losses.
+    ``mixture_minutes`` of each), in :attr:`songs` as (2, time) float16 arrays: the unlabelled
+    side of the semi-supervised losses.
     """
 
     def __init__(self, root: str | Path, n_valid: int = 10, split_seed: int = 42,
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
                  split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = (),
                  solo: Sequence[tuple[str, str | Path]] = (), solo_minutes: float | None = None,
-                 mixtures: Sequence[str | Path] = ()):
+                 mixtures: Sequence[str | Path] = (), mixture_minutes: float | None = None):
         refs = find_tracks(root)
         if len(refs) < 2:
             raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
@@ -307,11 +312,12 @@ class MusicDataset:
             print()
         self.songs: dict[str, np.ndarray] = {}
         for folder in mixtures:
-            files = mixture_files(folder, limit)
+            files = mixture_files(folder, mixture_minutes * 60 if mixture_minutes else None)
             if not files:
                 raise ValueError(f"{folder}: found no audio files")
-            for p in files:
-                self.songs[f"{Path(folder).name}/{p.stem}"] = cached_mixture(p, cache_dir, sample_rate)
+            for name, p in files.items():
+                full = f"{Path(folder).name}/{name}"
+                self.songs[full] = cached_mixture(p, cache_dir, sample_rate, full)
         self.sample_rate = sample_rate
         for stem in set(solo_names.values()):
             self._level_solo([n for n, s in solo_names.items() if s == stem], stem)

@@ -421,12 +421,13 @@ def test_unlabelled_songs_train_the_semi_supervised_losses_and_init_continues_a_
     songs = tmp_path / "songs"
     songs.mkdir()
     sf.write(songs / "a.flac", _tone(700.0, SR // 2, 48000)[0], 48000)  # mono, 48 kHz
-    sf.write(songs / "b.wav", _tone(800.0, SR // 2).T, SR)
+    (songs / "pkg").mkdir()
+    sf.write(songs / "pkg" / "b.wav", _tone(800.0, SR // 2).T, SR)  # subfolders are searched too
     opts = MusicTrainOptions(config=TINY, data=str(root), cache=str(tmp_path / "cache"), n_valid=1, mixtures=[str(songs)],
                              steps=2, batch_size=2, segment=0.2, out=str(tmp_path / "run"), ckpt_every=1,
                              valid_every=2, threads=1, log_every=1)
     data = load_data(opts)
-    assert sorted(data.songs) == ["songs/a", "songs/b"]
+    assert sorted(data.songs) == ["songs/a", "songs/pkg/b"]
     a = data.songs["songs/a"]
     assert a.shape[0] == 2 and abs(a.shape[-1] - SR // 2 * SR // 48000) < 64 and abs(_peak(a.astype(np.float32)) - 700) < 10
     np.testing.assert_array_equal(a[0], a[1])  # mono upmixed

@@ -50,12 +50,16 @@ def _fmt(d: dict) -> str:
                    "remixed over other tracks' accompaniment.")
 @click.option("--drums", multiple=True, metavar="DIR",
               help="Folders of drum stems for training only (repeatable): what `deepsep data drums` renders.")
+@click.option("--other", multiple=True, metavar="DIR",
+              help="Folders of 'other' stems alone for training only (repeatable), e.g. the Frets on Fire guitars "
+                   "of `deepsep data debian`: remixed like --drums.")
 @click.option("--mixtures", multiple=True, metavar="DIR",
               help="Folders of unlabelled full mixes for the semi-supervised losses (repeatable), e.g. "
                    "../shared/data/music/songs; not with --supervised-only.")
 @click.option("--solo-minutes", type=float, default=60.0, show_default=True,
-              help="At most this much audio of each --vocals / --drums / --mixtures folder (a minute of stems takes "
-                   "~53 MB of memory).")
+              help="At most this much audio of each --vocals / --drums / --other folder (a minute takes ~53 MB of memory).")
+@click.option("--mixture-minutes", type=float, default=120.0, show_default=True,
+              help="At most this much audio of each --mixtures folder (a minute takes ~11 MB of memory).")
 @click.option("--init", default=None, metavar="NAME_OR_FILE",
               help="Start from these weights (a model name, .safetensors or training .pt of the same config); "
                    "the export records every stage.")
@@ -89,13 +93,13 @@ def _fmt(d: dict) -> str:
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def music(data, extra, vocals, drums, mixtures, solo_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
+def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
         lr, d_lr, segment, adv_weight, synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
         valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     opts = MusicTrainOptions(
         config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
-        mixtures=list(mixtures), solo_minutes=solo_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+        other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
         steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
         adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
         device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,

@@ -63,8 +63,10 @@ class MusicTrainOptions:
     extra: list[str] = field(default_factory=list)  # more track folders, for training only (e.g. music/eif)
     vocals: list[str] = field(default_factory=list)  # folders of a cappella files, for training only (music/pjs)
     drums: list[str] = field(default_factory=list)  # folders of drum stems, for training only (deepsep data drums)
+    other: list[str] = field(default_factory=list)  # folders of "other" stems alone (e.g. Frets on Fire guitars)
     mixtures: list[str] = field(default_factory=list)  # folders of unlabelled full mixes (music/songs)
-    solo_minutes: float = 60.0           # at most this much of each vocals / drums / mixtures folder
+    solo_minutes: float = 60.0           # at most this much of each vocals / drums / other folder
+    mixture_minutes: float = 120.0       # at most this much of each mixtures folder (~11 MB of memory a minute)
     init: str | None = None              # start from these weights (model name, .safetensors or .pt)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
@@ -323,8 +325,9 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     sample_rate = config_cls.from_dict({**config_cls().to_dict(), **opts.config}).sample_rate
     data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress,
-                        extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums)],
-                        solo_minutes=opts.solo_minutes, mixtures=opts.mixtures)
+                        extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums),
+                                                *(("other", f) for f in opts.other)],
+                        solo_minutes=opts.solo_minutes, mixtures=opts.mixtures, mixture_minutes=opts.mixture_minutes)
     require_known_stems(data)
     return data
 
@@ -405,7 +408,8 @@ def trained_on(opts: MusicTrainOptions) -> str:
     parts += [f"stems of {f}" for f in opts.extra]
     parts += [f"a cappella vocals of {f} (at most {opts.solo_minutes:g} min)" for f in opts.vocals]
     parts += [f"drum stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.drums]
-    parts += [f"unlabelled mixtures of {f} (at most {opts.solo_minutes:g} min)" for f in opts.mixtures]
+    parts += [f"'other' stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.other]
+    parts += [f"unlabelled mixtures of {f} (at most {opts.mixture_minutes:g} min)" for f in opts.mixtures]
     return "; ".join(parts)
 
 
