@@ -98,6 +98,40 @@ def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
     click.echo(f"{len(files)} drum stems in {out}")
 
 
+@data.command("debian")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where the music goes [default: ~/.cache/deepsep/debian].")
+@click.option("--package", "names", multiple=True, help="Only this package (repeatable) [default: all of --list].")
+@click.option("--list", "list_only", is_flag=True, help="List the packages, what each gives and its licence; build nothing.")
+@click.option("--keep-debs", is_flag=True, help="Keep the downloaded .deb files (in OUT/debs).")
+def debian(out_dir, names, list_only, keep_debs) -> None:
+    """Build music data from Debian's free packages (apt-get download + dpkg-deb; no root)."""
+    from pathlib import Path
+
+    from ..console import reported
+    from ..debian import PACKAGES, build, find_package
+    from ..musdb import default_cache_dir
+
+    with reported():
+        packages = [find_package(n) for n in names] if names else list(PACKAGES)
+    if list_only:
+        for p in packages:
+            click.echo(f"{p.name:24} {p.kind:9} {p.licence}")
+        return
+    out = Path(out_dir) if out_dir else default_cache_dir().parent / "debian"
+
+    def progress(package, record) -> None:
+        minutes = sum(k.get("seconds", 0) for k in record["kept"]) / 60
+        click.echo(f"{package.name}: kept {len(record['kept'])} files ({minutes:.0f} min), "
+                   f"skipped {len(record['skipped'])}", err=True)
+
+    with reported():
+        records = build(out, packages, keep_debs=keep_debs, progress=progress)
+    kept = sum(len(r["kept"]) for r in records)
+    hours = sum(k.get("seconds", 0) for r in records for k in r["kept"]) / 3600
+    click.echo(f"{kept} files ({hours:.1f} h) from {len(records)} packages in {out} (mixtures/, other/, licences/, sources/)")
+
+
 @data.command("listen")
 @click.argument("songs", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--songs-dir", default="../shared/data/music/songs", show_default=True,

@@ -1,0 +1,292 @@
+"""Music from Debian's free packages: downloaded with ``apt-get download`` and unpacked with
+``dpkg-deb`` (no root, nothing installed) into a cache folder, each package's licence beside it.
+
+What a package gives (see :data:`PACKAGES`):
+
+- ``mixtures``: full mixes (game soundtracks), for the semi-supervised losses; files shorter than
+  :data:`MIN_SECONDS` (jingles) or coded below :data:`MIN_KBPS` (low-quality copies) are skipped;
+- ``fof``: Frets on Fire songs, each ``song.ogg`` (everything but the lead guitar) and
+  ``guitar.ogg`` (the guitar alone): the guitar goes to ``other/`` (an ``other`` stem alone) and
+  their sum, the song as heard, to ``mixtures/``.
+
+Layout of the output folder: ``mixtures/<package>/...``, ``other/<package>/<song>.ogg``,
+``licences/<package>.copyright`` and ``sources/<package>.json`` (version, the .deb's sha256,
+licence, every file kept and every file skipped with the reason), written last: a package with
+its ``sources/`` record is done, and a rerun skips it. No file whose name is a MUSDB18 test song's
+is ever kept.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .audio import AUDIO_EXTENSIONS
+from .errors import DeepsepError
+
+MIN_SECONDS = 30.0
+MIN_KBPS = 64.0
+
+#: the 50 songs of MUSDB18's test set: never used for training
+MUSDB18_TEST = frozenset({
+    "AM Contra - Heart Peripheral", "Al James - Schoolboy Facination", "Angels In Amplifiers - I'm Alright",
+    "Arise - Run Run Run", "BKS - Bulldozer", "BKS - Too Much", "Ben Carrigan - We'll Talk About It All Tonight",
+    "Bobby Nobody - Stitch Up", "Buitraker - Revo X", "Carlos Gonzalez - A Place For Us", "Cristina Vane - So Easy",
+    "Detsky Sad - Walkie Talkie", "Enda Reilly - Cur An Long Ag Seol", "Forkupines - Semantics",
+    "Georgia Wonder - Siren", "Girls Under Glass - We Feel Alright", "Hollow Ground - Ill Fate",
+    "James Elder & Mark M Thompson - The English Actor", "Juliet's Rescue - Heartbeats",
+    "Little Chicago's Finest - My Own", "Louis Cressy Band - Good Time", "Lyndsey Ollard - Catching Up",
+    "M.E.R.C. Music - Knockout", "Moosmusic - Big Dummy Shake", "Motor Tapes - Shore", "Mu - Too Bright",
+    "Nerve 9 - Pray For The Rain", "PR - Happy Daze", "PR - Oh No", "Punkdisco - Oral Hygiene", "Raft Monk - Tiring",
+    "Sambasevam Shanmugam - Kaathaadi", "Secretariat - Borderline", "Secretariat - Over The Top",
+    "Side Effects Project - Sing With Me", "Signe Jakobsen - What Have You Done To Me", "Skelpolu - Resurrection",
+    "Speak Softly - Broken Man", "Speak Softly - Like Horses", "The Doppler Shift - Atrophy",
+    "The Easton Ellises (Baumi) - SDRNR", "The Easton Ellises - Falcon 69", "The Long Wait - Dark Horses",
+    "The Mountaineering Club - Mallory", "The Sunshine Garcia Band - For I Am The Moon", "Timboz - Pony",
+    "Tom McKenzie - Directions", "Triviul feat. The Fiend - Widow", "We Fell From The Sky - Not You", "Zeno - Signs",
+})
+
+
+def _words(text: str) -> str:
+    """Lower-case letters and digits, single-spaced: how names are compared."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+_TEST_NAMES = frozenset(_words(n) for n in MUSDB18_TEST)
+_TEST_TITLES = frozenset(_words(n.split(" - ", 1)[1]) for n in MUSDB18_TEST)
+
+
+def is_musdb_test_song(path: str | Path) -> bool:
+    """Whether a file's name (or its folder's) is a MUSDB18 test song: its "Artist - Title" within
+    the name, or the name exactly the title."""
+    for part in (Path(path).stem, Path(path).parent.name):
+        w = _words(part)
+        if w in _TEST_TITLES or any(n in w for n in _TEST_NAMES):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Package:
+    """A Debian package and what to take from it: ``globs`` select its music files (paths as
+    ``dpkg-deb -c`` lists them), ``kind`` says what they are (``mixtures`` or ``fof``)."""
+
+    name: str
+    kind: str
+    globs: tuple[str, ...]
+    licence: str
+    exclude: tuple[str, ...] = ()
+
+
+_FOF = "./usr/share/games/fretsonfire/data/songs/{}/*/*.ogg"
+
+#: what `deepsep data debian` builds (music folders found with ``dpkg-deb -c``; licences from each
+#: package's copyright file, copied beside the music)
+PACKAGES: tuple[Package, ...] = (
+    Package("fretsonfire-songs-muldjord", "fof", (_FOF.format("muldjord"),), "CC-BY-SA-3.0 (El Senator / Muldjord)"),
+    Package("fretsonfire-songs-sectoid", "fof", (_FOF.format("sectoid"),), "MIT/Expat (Carlos Viola Iborra)"),
+)
+
+
+def find_package(name: str) -> Package:
+    for p in PACKAGES:
+        if p.name == name:
+            return p
+    raise DeepsepError(f"unknown package {name!r}; known: {', '.join(p.name for p in PACKAGES)}")
+
+
+def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(list(cmd), check=True, capture_output=True, **kw)
+    except FileNotFoundError:
+        raise DeepsepError(f"{cmd[0]} not found: building Debian music data needs apt-get and dpkg-deb "
+                           "(a Debian or Ubuntu system)") from None
+    except subprocess.CalledProcessError as e:
+        lines = [ln for ln in e.stderr.decode(errors="replace").splitlines() if ln.startswith(("E:", "dpkg"))]
+        raise DeepsepError(f"{' '.join(cmd[:2])} {cmd[-1]} failed: {(lines or ['exit status %d' % e.returncode])[0]}") from None
+
+
+def download(package: str, debs: Path) -> Path:
+    """The package's .deb in ``debs`` (``apt-get download`` unless one is there already)."""
+    debs.mkdir(parents=True, exist_ok=True)
+    have = sorted(debs.glob(f"{package}_*.deb"))
+    if not have:
+        _run(["apt-get", "download", package], cwd=debs)
+        have = sorted(debs.glob(f"{package}_*.deb"))
+        if not have:
+            raise DeepsepError(f"apt-get download {package} left no {package}_*.deb in {debs}")
+    return have[-1]
+
+
+def members(deb: Path) -> list[str]:
+    """The paths of the regular files in a .deb (as ``dpkg-deb -c`` lists them: ``./usr/...``)."""
+    out = _run(["dpkg-deb", "-c", str(deb)]).stdout.decode(errors="replace")
+    return [line.split(None, 5)[5].split(" -> ")[0] for line in out.splitlines() if line.startswith("-")]
+
+
+def select(paths: Sequence[str], package: Package) -> list[str]:
+    """The member paths that the package's globs take and its excludes leave."""
+    return [p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in package.globs)
+            and not any(fnmatch.fnmatchcase(p, g) for g in package.exclude)]
+
+
+def extract(deb: Path, paths: Sequence[str], dest: Path) -> None:
+    """Unpack the given member paths of ``deb`` into ``dest`` (``dpkg-deb --fsys-tarfile | tar``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    try:
+        subprocess.run(["tar", "-x", "-C", str(dest), "-f", "-", *paths], stdin=tar.stdout, check=True,
+                       capture_output=True)
+    except subprocess.CalledProcessError as e:
+        raise DeepsepError(f"unpacking {deb.name} failed: {e.stderr.decode(errors='replace').strip()[:200]}") from None
+    finally:
+        tar.stdout.close()  # type: ignore[union-attr]
+        tar.wait()
+
+
+def audio_check(path: Path) -> tuple[str | None, float]:
+    """(why a music file is not kept: too short, too low a bitrate, a MUSDB18 test song; or None,
+    its duration in seconds)."""
+    import soundfile as sf
+
+    if is_musdb_test_song(path):
+        return "a MUSDB18 test song's name", 0.0
+    try:
+        info = sf.info(str(path))
+    except RuntimeError:
+        return "not readable audio", 0.0
+    if info.duration < MIN_SECONDS:
+        return f"{info.duration:.0f} s < {MIN_SECONDS:.0f} s", info.duration
+    kbps = path.stat().st_size * 8 / max(info.duration, 1e-9) / 1000
+    if kbps < MIN_KBPS:
+        return f"{kbps:.0f} kbit/s < {MIN_KBPS:.0f}", info.duration
+    return None, info.duration
+
+
+def _flat_name(member: str, common: str) -> str:
+    """A member path below the package's music folder, as one file name (``a/b.ogg`` -> ``a__b.ogg``)."""
+    rel = member[len(common):].lstrip("/") if member.startswith(common) else Path(member).name
+    return rel.replace("/", "__")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sum_to_flac(a: Path, b: Path, out: Path) -> float:
+    """Write the sum of two audio files (same rate) as 24-bit FLAC, cut to the shorter one, scaled
+    down to a peak of 1 where it would clip; return that gain (1.0 mostly)."""
+    import soundfile as sf
+
+    x, ra = sf.read(str(a), dtype="float32", always_2d=True)
+    y, rb = sf.read(str(b), dtype="float32", always_2d=True)
+    if ra != rb:
+        raise DeepsepError(f"{a} and {b} have different sample rates ({ra}, {rb})")
+    n = min(len(x), len(y))
+    mix = x[:n] + y[:n]
+    peak = float(np.abs(mix).max()) if n else 0.0
+    gain = 1 / peak if peak > 1 else 1.0
+    sf.write(str(out), mix * gain, ra, subtype="PCM_24")
+    return gain
+
+
+def build_package(package: Package, out: Path, debs: Path) -> dict:
+    """Download, unpack and sort one package into ``out``; return (and write) its sources record."""
+    record_path = out / "sources" / f"{package.name}.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    deb = download(package.name, debs)
+    paths = select(members(deb), package)
+    if not paths:
+        raise DeepsepError(f"{deb.name}: no file matches {', '.join(package.globs)} (the package changed?)")
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{package.name}-", dir=out) as tmp:
+        root = Path(tmp) / "deb"
+        doc = f"./usr/share/doc/{package.name}/copyright"
+        extract(deb, [*paths, doc], root)
+        staged = Path(tmp) / "staged"
+        common = os.path.commonpath([p.lstrip("./") for p in paths]) if len(paths) > 1 else Path(paths[0].lstrip("./")).parent.as_posix()
+        if package.kind == "fof":
+            songs = sorted({Path(p).parent for p in paths if Path(p).name == "guitar.ogg"})
+            for song in songs:
+                folder = root / song
+                why, seconds = audio_check(folder / "guitar.ogg")
+                why = why or audio_check(folder / "song.ogg")[0]
+                if why:
+                    skipped.append({"file": song.name, "why": why})
+                    continue
+                name = song.name.replace(" ", "_")
+                (staged / "other" / package.name).mkdir(parents=True, exist_ok=True)
+                (staged / "mixtures" / package.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / "guitar.ogg", staged / "other" / package.name / f"{name}.ogg")
+                gain = _sum_to_flac(folder / "song.ogg", folder / "guitar.ogg",
+                                    staged / "mixtures" / package.name / f"{name}.flac")
+                kept.append({"file": name, "other": f"other/{package.name}/{name}.ogg",
+                             "mixture": f"mixtures/{package.name}/{name}.flac", "seconds": round(seconds, 1),
+                             "mixture_gain": round(gain, 4)})
+        else:
+            for member in paths:
+                src = root / member
+                if src.suffix.lower() not in AUDIO_EXTENSIONS:
+                    skipped.append({"file": member, "why": "not an audio format libsndfile reads"})
+                    continue
+                why, seconds = audio_check(src)
+                if why:
+                    skipped.append({"file": member, "why": why})
+                    continue
+                dst = staged / "mixtures" / package.name / _flat_name(member.lstrip("./"), common)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+                kept.append({"file": f"mixtures/{package.name}/{dst.name}", "seconds": round(seconds, 1)})
+        (staged / "licences").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / doc, staged / "licences" / f"{package.name}.copyright")
+        for sub in ("mixtures", "other"):
+            src = staged / sub / package.name
+            if src.is_dir():
+                dst = out / sub / package.name
+                if dst.exists():
+                    shutil.rmtree(dst)  # what an interrupted run left (no sources record)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        (out / "licences").mkdir(exist_ok=True)
+        os.replace(staged / "licences" / f"{package.name}.copyright", out / "licences" / f"{package.name}.copyright")
+    record = {"package": package.name, "deb": deb.name, "sha256": _sha256(deb), "kind": package.kind,
+              "licence": package.licence, "kept": kept, "skipped": skipped}
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_record = record_path.with_name(record_path.name + ".partial")
+    tmp_record.write_text(json.dumps(record, indent=1))
+    os.replace(tmp_record, record_path)
+    return record
+
+
+def build(out: Path, packages: Sequence[Package] = PACKAGES, debs: Path | None = None, keep_debs: bool = False,
+          progress: Callable[[Package, dict], None] | None = None) -> list[dict]:
+    """Build every package into ``out`` (resumable: done packages are skipped); the .deb files go
+    to ``debs`` (default ``out/debs``) and are removed once a package is done unless ``keep_debs``."""
+    debs = debs or out / "debs"
+    records = []
+    for package in packages:
+        record = build_package(package, out, debs)
+        if not keep_debs:
+            for deb in debs.glob(f"{package.name}_*.deb"):
+                deb.unlink()
+        records.append(record)
+        if progress:
+            progress(package, record)
+    return records

@@ -1,0 +1,87 @@
+"""Music from Debian packages: selection, checks, the Frets on Fire split, licences, resuming.
+A tiny .deb is built by the test with dpkg-deb (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from deepsep import debian
+
+pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+SR = 44100
+
+
+def _ogg(path, seconds: float, seed: int = 0, level: float = 0.1) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = level * np.random.default_rng(seed).standard_normal((int(seconds * SR), 2)).astype(np.float32)
+    sf.write(str(path), x, SR, format="OGG", subtype="VORBIS")
+
+
+def _deb(tmp_path, name: str, files: dict[str, float]) -> None:
+    """Build debs/<name>_1.0_all.deb holding noise files {path under the root: seconds} and a copyright."""
+    root = tmp_path / "src" / name
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: 1.0\nArchitecture: all\n"
+                                             "Maintainer: t <t@t>\nDescription: test\n")
+    doc = root / "usr" / "share" / "doc" / name
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(f"{name}: CC0\n")
+    for i, (rel, seconds) in enumerate(files.items()):
+        _ogg(root / rel, seconds, seed=i)
+    (tmp_path / "debs").mkdir(exist_ok=True)
+    subprocess.run(["dpkg-deb", "-Zgzip", "-b", str(root), str(tmp_path / "debs" / f"{name}_1.0_all.deb")],
+                   check=True, capture_output=True)
+
+
+def test_musdb_test_songs_are_recognised_by_name():
+    assert debian.is_musdb_test_song("music/Zeno - Signs.ogg")
+    assert debian.is_musdb_test_song("The Easton Ellises (Baumi) - SDRNR/mixture.wav")
+    assert debian.is_musdb_test_song("x/tiring.ogg")  # a title alone
+    assert not debian.is_musdb_test_song("music/battle_theme.ogg") and not debian.is_musdb_test_song("signs_of_war.ogg")
+    assert len(debian.MUSDB18_TEST) == 50
+
+
+def test_build_sorts_music_keeps_licences_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(debian, "MIN_SECONDS", 2.0)  # short files keep the test fast
+    music = debian.Package("fake-music", "mixtures", ("./usr/share/games/fake/music/*",), "CC0",
+                           exclude=("*/music/sfx_*",))
+    fof = debian.Package("fake-fof", "fof", ("./usr/share/games/fretsonfire/data/songs/*/*/*.ogg",), "CC-BY-SA-3.0")
+    _deb(tmp_path, "fake-music", {"usr/share/games/fake/music/theme.ogg": 2.5, "usr/share/games/fake/music/jingle.ogg": 1,
+                                  "usr/share/games/fake/music/Zeno - Signs.ogg": 2.5,
+                                  "usr/share/games/fake/music/sfx_boom.ogg": 2.5,
+                                  "usr/share/games/fake/sounds/step.ogg": 2.5})
+    song = "usr/share/games/fretsonfire/data/songs/band/Metal song/"
+    _deb(tmp_path, "fake-fof", {song + "song.ogg": 2.5, song + "guitar.ogg": 2.5})
+    out = tmp_path / "out"
+    records = debian.build(out, [music, fof], debs=tmp_path / "debs", keep_debs=True)
+    assert [k["file"] for k in records[0]["kept"]] == ["mixtures/fake-music/theme.ogg"]
+    why = {s["file"].split("/")[-1]: s["why"] for s in records[0]["skipped"]}
+    assert set(why) == {"jingle.ogg", "Zeno - Signs.ogg"} and "< 2 s" in why["jingle.ogg"]
+    assert sorted(p.name for p in (out / "mixtures" / "fake-music").iterdir()) == ["theme.ogg"]
+    guitar, _ = sf.read(out / "other" / "fake-fof" / "Metal_song.ogg")
+    mix, rate = sf.read(out / "mixtures" / "fake-fof" / "Metal_song.flac")
+    parts = sf.read(tmp_path / "src" / "fake-fof" / song / "song.ogg")[0] + guitar
+    assert rate == SR and mix.shape == parts.shape
+    np.testing.assert_allclose(mix, parts, atol=1e-5)  # the song as heard: song.ogg + guitar.ogg
+    assert (out / "licences" / "fake-fof.copyright").read_text() == "fake-fof: CC0\n"
+    saved = json.loads((out / "sources" / "fake-music.json").read_text())
+    assert saved["licence"] == "CC0" and len(saved["sha256"]) == 64
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no unpacked leftovers
+    monkeypatch.setattr(debian, "download", lambda *a: pytest.fail("a done package is fetched again"))
+    assert debian.build(out, [music, fof], debs=tmp_path / "debs") == records
+
+
+def test_debian_command_lists_and_refuses_unknown_packages():
+    from deepsep.commands.data import data
+
+    res = CliRunner().invoke(data, ["debian", "--list"])
+    assert res.exit_code == 0 and "fretsonfire-songs-muldjord" in res.output
+    res = CliRunner().invoke(data, ["debian", "--package", "no-such-package"])
+    assert res.exit_code == 1 and "unknown package" in res.output
