@@ -746,16 +746,21 @@ class ArraySink:
 
 
 def separate_to_arrays(
-    model: SeparationModel, path: Path, engine: EngineOptions = EngineOptions(), block_seconds: float = 5.0,
+    model: SeparationModel, source: Path | ArrayReader, engine: EngineOptions = EngineOptions(),
+    block_seconds: float = 5.0,
 ) -> tuple[np.ndarray, int]:
-    """The model's sources for a file, in memory: ((sources, channels, time), sample rate).
+    """The model's sources for a file (or a signal in memory, as an :class:`ArrayReader`), in
+    memory: ((sources, channels, time), sample rate).
 
     The same path as :func:`separate_file` (same reading, resampling and segmenting), for
     evaluation and plots; memory grows with the file, so keep it to test items.
     """
     matrix = np.eye(len(model.sources), dtype=np.float32)
-    with AudioReader(path) as reader:
-        sinks = [ArraySink() for _ in model.sources]
+    sinks = [ArraySink() for _ in model.sources]
+    if isinstance(source, ArrayReader):
+        frames, _ = _stream(model, source, sinks, matrix, engine, None, block_seconds)
+        return np.stack([s.array(frames) for s in sinks]), source.info.sample_rate
+    with AudioReader(source) as reader:
         frames, _ = _stream(model, reader, sinks, matrix, engine, None, block_seconds)
         return np.stack([s.array(frames) for s in sinks]), reader.info.sample_rate
 

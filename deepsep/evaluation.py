@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import math
 import statistics
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from .api import EngineOptions, input_rate, separate_to_arrays
+from .api import ArrayReader, EngineOptions, input_rate, separate_to_arrays
 from .dsp import istft, stft
 from .errors import DeepsepError
 from .metrics import sdr, si_sdr
@@ -194,18 +192,6 @@ def mixture_rate(item: EvalItem) -> int:
     return input_rate(item.mixture)
 
 
-@contextmanager
-def mixture_file(item: EvalItem, mixture: np.ndarray, rate: int) -> Iterator[Path]:
-    """The item's mixture file, or ``mixture`` (channels, time) in a temporary WAV while in use."""
-    if item.mixture is not None:
-        yield item.mixture
-        return
-    with tempfile.TemporaryDirectory(prefix="deepsep-eval-") as tmp:
-        path = Path(tmp) / "mixture.wav"
-        sf.write(str(path), mixture.T, rate, subtype="FLOAT")
-        yield path
-
-
 def evaluate(
     model: SeparationModel,
     items: Iterable[EvalItem],
@@ -223,8 +209,8 @@ def evaluate(
                 f"the model's sources ({', '.join(model.sources)}) do not match the test set's ({', '.join(references)})"
             )
         mixture = sum(references.values())
-        with mixture_file(item, mixture, ref_rate) as path:
-            stems, rate = separate_to_arrays(model, path, engine)
+        source = item.mixture if item.mixture is not None else ArrayReader(np.ascontiguousarray(mixture), ref_rate)
+        stems, rate = separate_to_arrays(model, source, engine)
         if rate != ref_rate:
             raise DeepsepError(f"{item.mixture}: mixture at {rate} Hz but references at {ref_rate} Hz")
         n = min(stems.shape[-1], mixture.shape[-1])
