@@ -123,8 +123,9 @@ def stft_settings(model: SeparationModel, sample_rate: int) -> tuple[int, int]:
 
 
 def score(estimates: dict[str, np.ndarray], references: dict[str, np.ndarray], mixture: np.ndarray,
-          rate: int, task: str) -> dict[str, dict[str, float | None]]:
-    """Metrics per source: SI-SDR, SI-SDRi (over the mixture), SDR, and PESQ/STOI for speech's voice.
+          rate: int, task: str, perceptual: bool = True) -> dict[str, dict[str, float | None]]:
+    """Metrics per source: SI-SDR, SI-SDRi (over the mixture), SDR, and (``perceptual``) PESQ/STOI
+    for speech's voice.
 
     Each signal is (channels, time); channels are concatenated in time for the metrics.
     """
@@ -138,7 +139,7 @@ def score(estimates: dict[str, np.ndarray], references: dict[str, np.ndarray], m
         r = torch.from_numpy(ref.reshape(-1)).double()
         value = float(si_sdr(est, r))
         row: dict[str, Any] = {"si_sdr": value, "si_sdri": value - float(si_sdr(mix_flat, r)), "sdr": float(sdr(est, r))}
-        if task == "speech" and source == "voice":
+        if perceptual and task == "speech" and source == "voice":
             row["pesq"] = pesq_score(estimates[source].mean(0), ref.mean(0), rate)
             row["stoi"] = stoi_score(estimates[source].mean(0), ref.mean(0), rate)
         out[source] = row
@@ -197,9 +198,11 @@ def evaluate(
     items: Iterable[EvalItem],
     engine: EngineOptions = EngineOptions(),
     baselines: bool = False,
+    perceptual: bool = True,
     on_item: Callable[[EvalItem, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, int], None] | None = None,
 ) -> EvalResult:
-    """Separate and score every item; ``on_item`` sees (item, estimates, references, mixture, rate)."""
+    """Separate and score every item (PESQ/STOI too unless ``perceptual`` is False); ``on_item``
+    sees (item, estimates, references, mixture, rate)."""
     result = EvalResult()
     for item in items:
         references, ref_rate = item.load_references()
@@ -225,7 +228,7 @@ def evaluate(
             irm = oracle_irm(mixture, np.stack([references[s] for s in names]), n_fft, hop)
             methods["oracle-irm"] = dict(zip(names, irm))
         for method, est in methods.items():
-            for source, metrics in score(est, references, mixture, rate, item.task).items():
+            for source, metrics in score(est, references, mixture, rate, item.task, perceptual).items():
                 result.rows.append({"item": item.name, "group": item.group, "method": method, "source": source, **metrics})
         if on_item:
             on_item(item, estimates, references, mixture, rate)

@@ -501,3 +501,19 @@ def test_listen_writes_excerpts_and_every_models_stems_and_refuses_to_overwrite(
     other = CliRunner().invoke(data, [*args[:-4], "--seconds", "1", "--overwrite", "-o", str(out)])
     assert other.exit_code == 1 and "another excerpt" in other.output
     assert not list(out.rglob(".*partial*"))
+
+
+def test_music_validation_gives_the_numbers_of_deepsep_eval(tmp_path):
+    from deepsep.evaluation import detect_items, evaluate
+    from deepsep.train.music import evaluate_music
+
+    root = tmp_path / "data"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 2, with_mix=False, seed=i)
+    data = musdb.MusicDataset(root, n_valid=2, cache_dir=tmp_path / "cache")
+    torch.manual_seed(0)
+    model = build_model("music_masker", TINY).eval()
+    ours = evaluate_music(model, data)["sdr"]
+    rows = [r for r in evaluate(model, detect_items(root)).rows if r["item"] in data.valid_names]
+    for s in musdb.SOURCES:  # the cache holds float16 audio: equal within its rounding
+        assert ours[s] == pytest.approx(np.mean([r["sdr"] for r in rows if r["source"] == s]), abs=0.02)

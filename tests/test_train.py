@@ -300,3 +300,21 @@ def test_worker_batches_train_resume_and_differ_by_worker(dirs, tmp_path):
     assert train(opts, progress=False, resume=True)["step"] == 6
     with pytest.raises(UsageError, match="--mixtures"):
         train(_opts(dirs, tmp_path, workers=2, mixtures=str(tmp_path)), progress=False)
+
+
+def test_validation_gives_the_numbers_of_deepsep_eval(dirs, tmp_path):
+    """The same weights on the same items: training validation and `deepsep eval` agree."""
+    from deepsep.commands.evaluate import evaluate_command
+
+    opts = _opts(dirs, tmp_path, steps=4, ckpt_every=4, valid_every=4)
+    train(opts, progress=False)
+    logged = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl") if '"valid"' in line][-1]
+    res = CliRunner().invoke(evaluate_command, ["--dataset", str(tmp_path / "valid"), "--checkpoint",
+                                                str(tmp_path / "run" / "last.pt"), "-o", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "ev" / "report.json").read_text())
+    rows = rows.get("summary", rows)
+    voice = next(r for r in rows if r["method"] == "model" and r["source"] == "voice" and r["group"] == "all")
+    assert voice["si_sdr_mean"] == pytest.approx(logged["si_sdr"], abs=2e-3)
+    assert voice["si_sdri_mean"] == pytest.approx(logged["si_sdri"], abs=2e-3)
+    assert voice["sdr_mean"] == pytest.approx(logged["sdr"], abs=2e-3)

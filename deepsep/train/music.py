@@ -37,10 +37,9 @@ import torch
 
 from ..dsp import istft, stft
 from ..errors import UsageError
-from ..engine import separate
 from ..metrics import sdr
 from ..models.base import SeparationModel
-from ..musdb import (SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix,
+from ..musdb import (SHARED_MUSDB7, SOURCES, MusicDataset, apply_gains, flip_signs, random_excerpt, remix,
                      swap_channels)
 from ..registry import ARCHITECTURES, build_model
 from .export import REPO_ROOT
@@ -276,18 +275,26 @@ def _summary(per_track: list[torch.Tensor], sources: Sequence[str]) -> dict[str,
 @torch.no_grad()
 def evaluate_music(model: SeparationModel, data: MusicDataset, names: Sequence[str] | None = None,
                    device: str | torch.device = "cpu", segment: float | None = None) -> dict[str, Any]:
-    """Per-stem SDR (dB, mean over tracks) of ``model`` on whole tracks, through :func:`deepsep.engine.separate`."""
+    """Per-stem SDR (dB, mean over tracks) of ``model`` on whole tracks, through the pipeline and
+    metric code of ``deepsep eval`` (:func:`deepsep.evaluation.evaluate`)."""
+    from ..api import EngineOptions
+    from ..evaluation import EvalItem
+    from ..evaluation import evaluate as evaluate_items
+
     names = list(names if names is not None else data.valid_names)
+
+    def references(name: str) -> Callable[[], tuple[dict[str, np.ndarray], int]]:
+        return lambda: ({s: data.stems(name)[i].astype(np.float32) for i, s in enumerate(SOURCES)}, data.sample_rate)
+
+    items = [EvalItem(n, "music", "", None, references(n), data.sample_rate) for n in names]
     was = model.training
     model.eval()
-    res = []
-    for n in names:
-        mix = torch.from_numpy(data.mixture(n).astype(np.float32))
-        ref = torch.from_numpy(data.stems(n).astype(np.float32))
-        est = separate(model, mix, segment=segment, device=device)
-        res.append(_stem_sdr(est, ref))
+    rows = evaluate_items(model, items, EngineOptions(segment=segment, device=str(device))).rows
     model.train(was)
-    return {"tracks": len(names), "sdr": _summary(res, model.sources)}
+    per = {s: float(np.mean([r["sdr"] for r in rows if r["source"] == s and not r.get("silent")]))
+           for s in model.sources}
+    return {"tracks": len(names), "sdr": {**{s: round(v, 3) for s, v in per.items()},
+                                          "avg": round(float(np.mean(list(per.values()))), 3)}}
 
 
 @torch.no_grad()
@@ -442,7 +449,7 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     cfg = reloaded.config
     metrics = {
         "validation": f"SDR (dB, MDX global SDR per stem, mean over {len(data.valid_names)} held-out MUSDB18 "
-                      f"training tracks, whole 6.8-s excerpts through deepsep.engine.separate): "
+                      f"training tracks, whole 6.8-s excerpts through the pipeline of deepsep eval): "
                       + ", ".join(data.valid_names),
         "step": ck["step"],
         "method": "supervised only" if opts.supervised_only else "supervised + semi-supervised adversarial",

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from ..augment import room_impulse_responses
-from ..metrics import sdr, si_sdr
 from ..models.base import SeparationModel
 from ..voicedata import build_mixtures, load_layout
 
@@ -69,44 +68,44 @@ def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir:
 
 
 class ValidationSet:
-    """Validation items in memory: mix, voice (items, channels=1, time) tensors and SNRs (items,)."""
+    """The validation items of a folder (the voice/noise layout), read once: what
+    :func:`deepsep.evaluation.evaluate` scores, so that validation and ``deepsep eval`` agree."""
 
     def __init__(self, root: str | Path, sample_rate: int = 8000):
-        items = load_layout(root, sample_rate)
-        n = min(len(m) for m, *_ in items)
-        self.mix = torch.from_numpy(np.stack([m[:n] for m, *_ in items])).unsqueeze(1)
-        self.voice = torch.from_numpy(np.stack([v[:n] for _, v, *_ in items])).unsqueeze(1)
-        self.snr = torch.tensor([s for *_, s in items])
+        from ..evaluation import speech_items
+
+        self.root = Path(root)
+        self.sample_rate = sample_rate
+        self.items = [_in_memory(it) for it in speech_items(self.root)]
+
+
+def _in_memory(item: Any) -> Any:
+    """An evaluation item whose references are read now and kept (validation repeats)."""
+    import dataclasses
+
+    refs = item.load_references()
+    return dataclasses.replace(item, load_references=lambda: refs)
 
 
 @torch.no_grad()
-def evaluate(model: SeparationModel, valid: ValidationSet, batch_size: int = 16,
-             device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Voice SI-SDR, SI-SDR improvement and SDR on the validation set (means, and per SNR)."""
+def evaluate(model: SeparationModel, valid: ValidationSet, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Voice SI-SDR, SI-SDR improvement and SDR on the validation set (means, and per SNR), through
+    the pipeline and metric code of ``deepsep eval`` (:func:`deepsep.evaluation.evaluate`, without
+    PESQ/STOI)."""
+    from ..api import EngineOptions
+    from ..evaluation import evaluate as evaluate_items
+
     was_training = model.training
     model.eval()
-    est = []
-    for i in range(0, len(valid.mix), batch_size):
-        out = model(valid.mix[i:i + batch_size].to(device))  # (b, sources, 1, time)
-        est.append(out[:, 0].float().cpu())
+    rows = [r for r in evaluate_items(model, valid.items, EngineOptions(device=str(device)), perceptual=False).rows
+            if r["source"] == "voice" and not r.get("silent")]
     model.train(was_training)
-    voice_est = torch.cat(est)
-    s = si_sdr(voice_est, valid.voice)[:, 0]
-    s_mix = si_sdr(valid.mix, valid.voice)[:, 0]
-    d = sdr(voice_est, valid.voice)[:, 0]
-    res: dict[str, Any] = {
-        "items": len(s),
-        "si_sdr": round(float(s.mean()), 3),
-        "si_sdri": round(float((s - s_mix).mean()), 3),
-        "sdr": round(float(d.mean()), 3),
-        "mixture_si_sdr": round(float(s_mix.mean()), 3),
-        "per_snr": {},
-    }
-    for snr in sorted(set(valid.snr.tolist())):
-        k = valid.snr == snr
-        res["per_snr"][str(snr)] = {
-            "si_sdr": round(float(s[k].mean()), 3),
-            "si_sdri": round(float((s[k] - s_mix[k]).mean()), 3),
-            "sdr": round(float(d[k].mean()), 3),
-        }
+
+    def means(rs: list[dict[str, Any]]) -> dict[str, float]:
+        return {k: round(float(np.mean([r[k] for r in rs])), 3) for k in ("si_sdr", "si_sdri", "sdr")}
+
+    res: dict[str, Any] = {"items": len(rows), **means(rows)}
+    res["mixture_si_sdr"] = round(float(np.mean([r["si_sdr"] - r["si_sdri"] for r in rows])), 3)
+    snrs = sorted({int(r["group"].split()[-1]) for r in rows})
+    res["per_snr"] = {str(snr): means([r for r in rows if int(r["group"].split()[-1]) == snr]) for snr in snrs}
     return res
