@@ -79,20 +79,41 @@ def is_musdb_test_song(path: str | Path) -> bool:
 @dataclass(frozen=True)
 class Package:
     """A Debian package and what to take from it: ``globs`` select its music files (paths as
-    ``dpkg-deb -c`` lists them), ``kind`` says what they are (``mixtures`` or ``fof``)."""
+    ``dpkg-deb -c`` lists them; ``*`` crosses ``/``), ``kind`` says what they are (``mixtures``
+    or ``fof``); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
+    archive and ``inner`` the music in it."""
 
     name: str
     kind: str
     globs: tuple[str, ...]
     licence: str
     exclude: tuple[str, ...] = ()
+    inner: tuple[str, ...] = ()
+    inner_exclude: tuple[str, ...] = ()
 
 
 _FOF = "./usr/share/games/fretsonfire/data/songs/{}/*/*.ogg"
 
 #: what `deepsep data debian` builds (music folders found with ``dpkg-deb -c``; licences from each
-#: package's copyright file, copied beside the music)
+#: package's copyright file, copied beside the music). Left out: warzone2100-music (48 kbit/s
+#: Opus), the MIDI packages (openttd-openmsx, planetblupi-music-midi: rendering, not copying).
 PACKAGES: tuple[Package, ...] = (
+    Package('ufoai-music', "mixtures", ('./usr/share/games/ufoai/base/0music.pk3',), 'CC-BY-SA-3.0 / GPL-2 / CC-BY-3.0 / public domain, file by file (see its copyright)', inner=('music/*.ogg',), inner_exclude=('music/dynamictest-*.ogg',)),
+    Package('0ad-data', "mixtures", ('./usr/share/games/0ad/mods/public/public.zip',), 'CC-BY-SA-3.0', inner=('audio/music/*.ogg',)),
+    Package('wesnoth-1.16-music', "mixtures", ('./usr/share/games/wesnoth/1.16/data/core/music/*.ogg',), 'GPL-2+', exclude=('./usr/share/games/wesnoth/1.16/data/core/music/silence.ogg', './usr/share/games/wesnoth/1.16/data/core/music/frantic-old.ogg')),
+    Package('naev-data', "mixtures", ('./usr/share/naev/dat/snd/music/*.ogg',), 'GPL-2+ / GPL-3 or CC-BY-3.0 / CC-BY-SA-3.0 / CC-BY-3.0 / GPL-3+, file by file'),
+    Package('supertux-data', "mixtures", ('./usr/share/games/supertux2/music/*.ogg',), 'GPL-2+', exclude=('./usr/share/games/supertux2/music/retro/cave_old.ogg', './usr/share/games/supertux2/music/retro/fortress_old.ogg')),
+    Package('hedgewars-data', "mixtures", ('./usr/share/games/hedgewars/Data/Music/*.ogg',), 'GPL-2', exclude=('./usr/share/games/hedgewars/Data/Music/olympics_sd.ogg',)),
+    Package('widelands-data', "mixtures", ('./usr/share/games/widelands/data/music/*.ogg',), 'GPL-2+ (ingame_24-26: CC-BY-SA-3.0)', exclude=('./usr/share/games/widelands/data/music/menu.ogg',)),
+    Package('nexuiz-music', "mixtures", ('./usr/share/games/nexuiz/data/music.pk3',), 'GPL-2+', inner=('sound/cdtracks/*.ogg',), inner_exclude=('sound/cdtracks/thunder.ogg',)),
+    Package('berusky2-data', "mixtures", ('./usr/share/games/berusky2/music/*.ogg',), 'GPL-2+'),
+    Package('colobot-common-sounds', "mixtures", ('./usr/share/games/colobot/music/*.ogg',), 'GPL-3+'),
+    Package('singularity-music', "mixtures", ('./usr/share/games/singularity/music/*.ogg',), 'CC-BY-SA-3.0'),
+    Package('marsshooter-data', "mixtures", ('./usr/share/games/marsshooter/audio/music/*.ogg', './usr/share/games/marsshooter/audio/menu.ogg', './usr/share/games/marsshooter/audio/tutorial.ogg'), 'CC-BY-SA-3.0'),
+    Package('supertuxkart-data', "mixtures", ('./usr/share/games/supertuxkart/data/music/*.ogg', './usr/share/games/supertuxkart/data/tracks/ancient_colosseum_labyrinth/Battle_Theme_1.ogg', './usr/share/games/supertuxkart/data/tracks/battleisland/Gran_Paradiso_Unused_-_TuxKart_5a_Gowns_Bow_Remix.ogg', './usr/share/games/supertuxkart/data/tracks/introcutscene2/intro2.ogg'), 'CC-BY-SA-3.0 / GPL-3+ / CC-BY-SA-4.0 / CC-BY-4.0, file by file', exclude=('./usr/share/games/supertuxkart/data/music/*_fast.ogg', './usr/share/games/supertuxkart/data/music/farm_f.ogg')),
+    Package('drascula-music', "mixtures", ('./usr/share/scummvm/drascula/audio/*.ogg',), 'Drascula licence (redistribution and changes allowed; not a standard free-culture licence)'),
+    Package('freedroidrpg-data', "mixtures", ('./usr/share/freedroidrpg/data/sound/music/*.ogg', './usr/share/freedroidrpg/data/base/titles/*.ogg', './usr/share/freedroidrpg/data/storyline/act1/titles/*.ogg'), 'GPL-2+'),
+    Package('flare-game', "mixtures", ('./usr/share/games/flare/mods/fantasycore/music/*.ogg',), 'CC-BY-SA-3.0+', exclude=('./usr/share/games/flare/mods/fantasycore/music/wind_ambient.ogg',)),
     Package("fretsonfire-songs-muldjord", "fof", (_FOF.format("muldjord"),), "CC-BY-SA-3.0 (El Senator / Muldjord)"),
     Package("fretsonfire-songs-sectoid", "fof", (_FOF.format("sectoid"),), "MIT/Expat (Carlos Viola Iborra)"),
 )
@@ -134,10 +155,30 @@ def members(deb: Path) -> list[str]:
     return [line.split(None, 5)[5].split(" -> ")[0] for line in out.splitlines() if line.startswith("-")]
 
 
+def _take(paths: Sequence[str], globs: Sequence[str], exclude: Sequence[str]) -> list[str]:
+    return [p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in globs)
+            and not any(fnmatch.fnmatchcase(p, g) for g in exclude)]
+
+
 def select(paths: Sequence[str], package: Package) -> list[str]:
     """The member paths that the package's globs take and its excludes leave."""
-    return [p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in package.globs)
-            and not any(fnmatch.fnmatchcase(p, g) for g in package.exclude)]
+    return _take(paths, package.globs, package.exclude)
+
+
+def unzip_music(archive: Path, package: Package, dest: Path) -> list[tuple[str, Path]]:
+    """The music files of a zip archive that ``package.inner`` selects, unpacked into ``dest``:
+    (path in the archive, file) pairs."""
+    import zipfile
+
+    out = []
+    with zipfile.ZipFile(archive) as z:
+        for name in _take([i.filename for i in z.infolist() if not i.is_dir()], package.inner, package.inner_exclude):
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(name) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            out.append((name, target))
+    return out
 
 
 def extract(deb: Path, paths: Sequence[str], dest: Path) -> None:
@@ -241,8 +282,11 @@ def build_package(package: Package, out: Path, debs: Path) -> dict:
                              "mixture": f"mixtures/{package.name}/{name}.flac", "seconds": round(seconds, 1),
                              "mixture_gain": round(gain, 4)})
         else:
-            for member in paths:
-                src = root / member
+            files = [(m, root / m, _flat_name(m.lstrip("./"), common)) for m in paths]
+            if package.inner:  # the globs took archives: the music is inside
+                files = [(f"{m}!{name}", path, name.replace("/", "__")) for m, archive, _ in files
+                         for name, path in unzip_music(archive, package, Path(tmp) / "zip" / Path(m).name)]
+            for member, src, flat in files:
                 if src.suffix.lower() not in AUDIO_EXTENSIONS:
                     skipped.append({"file": member, "why": "not an audio format libsndfile reads"})
                     continue
@@ -250,7 +294,7 @@ def build_package(package: Package, out: Path, debs: Path) -> dict:
                 if why:
                     skipped.append({"file": member, "why": why})
                     continue
-                dst = staged / "mixtures" / package.name / _flat_name(member.lstrip("./"), common)
+                dst = staged / "mixtures" / package.name / flat
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst)
                 kept.append({"file": f"mixtures/{package.name}/{dst.name}", "seconds": round(seconds, 1)})

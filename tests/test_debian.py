@@ -24,8 +24,9 @@ def _ogg(path, seconds: float, seed: int = 0, level: float = 0.1) -> None:
     sf.write(str(path), x, SR, format="OGG", subtype="VORBIS")
 
 
-def _deb(tmp_path, name: str, files: dict[str, float]) -> None:
-    """Build debs/<name>_1.0_all.deb holding noise files {path under the root: seconds} and a copyright."""
+def _deb(tmp_path, name: str, files: dict[str, float | bytes]) -> None:
+    """Build debs/<name>_1.0_all.deb holding noise files {path under the root: seconds, or bytes
+    as they are} and a copyright."""
     root = tmp_path / "src" / name
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(f"Package: {name}\nVersion: 1.0\nArchitecture: all\n"
@@ -33,8 +34,12 @@ def _deb(tmp_path, name: str, files: dict[str, float]) -> None:
     doc = root / "usr" / "share" / "doc" / name
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(f"{name}: CC0\n")
-    for i, (rel, seconds) in enumerate(files.items()):
-        _ogg(root / rel, seconds, seed=i)
+    for i, (rel, content) in enumerate(files.items()):
+        if isinstance(content, bytes):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(content)
+        else:
+            _ogg(root / rel, content, seed=i)
     (tmp_path / "debs").mkdir(exist_ok=True)
     subprocess.run(["dpkg-deb", "-Zgzip", "-b", str(root), str(tmp_path / "debs" / f"{name}_1.0_all.deb")],
                    check=True, capture_output=True)
@@ -59,8 +64,20 @@ def test_build_sorts_music_keeps_licences_and_resumes(tmp_path, monkeypatch):
                                   "usr/share/games/fake/sounds/step.ogg": 2.5})
     song = "usr/share/games/fretsonfire/data/songs/band/Metal song/"
     _deb(tmp_path, "fake-fof", {song + "song.ogg": 2.5, song + "guitar.ogg": 2.5})
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("music/a.ogg", "music/dynamictest-1.ogg", "maps/b.ogg"):
+            _ogg(tmp_path / "z.ogg", 2.5, seed=len(name))
+            z.write(tmp_path / "z.ogg", name)
+    _deb(tmp_path, "fake-zip", {"usr/share/games/z/base/0music.pk3": buf.getvalue()})
+    zipped = debian.Package("fake-zip", "mixtures", ("./usr/share/games/z/base/0music.pk3",), "GPL-2",
+                            inner=("music/*.ogg",), inner_exclude=("music/dynamictest-*",))
     out = tmp_path / "out"
-    records = debian.build(out, [music, fof], debs=tmp_path / "debs", keep_debs=True)
+    records = debian.build(out, [music, fof, zipped], debs=tmp_path / "debs", keep_debs=True)
+    assert [k["file"] for k in records[2]["kept"]] == ["mixtures/fake-zip/music__a.ogg"]
     assert [k["file"] for k in records[0]["kept"]] == ["mixtures/fake-music/theme.ogg"]
     why = {s["file"].split("/")[-1]: s["why"] for s in records[0]["skipped"]}
     assert set(why) == {"jingle.ogg", "Zeno - Signs.ogg"} and "< 2 s" in why["jingle.ogg"]
@@ -75,7 +92,7 @@ def test_build_sorts_music_keeps_licences_and_resumes(tmp_path, monkeypatch):
     assert saved["licence"] == "CC0" and len(saved["sha256"]) == 64
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no unpacked leftovers
     monkeypatch.setattr(debian, "download", lambda *a: pytest.fail("a done package is fetched again"))
-    assert debian.build(out, [music, fof], debs=tmp_path / "debs") == records
+    assert debian.build(out, [music, fof, zipped], debs=tmp_path / "debs") == records
 
 
 def test_debian_command_lists_and_refuses_unknown_packages():
