@@ -7,9 +7,12 @@ What a package gives (see :data:`PACKAGES`):
   :data:`MIN_SECONDS` (jingles) or coded below :data:`MIN_KBPS` (low-quality copies) are skipped;
 - ``fof``: Frets on Fire songs, each ``song.ogg`` (everything but the lead guitar) and
   ``guitar.ogg`` (the guitar alone): the guitar goes to ``other/`` (an ``other`` stem alone) and
-  their sum, the song as heard, to ``mixtures/``.
+  their sum, the song as heard, to ``mixtures/``;
+- ``midi``: General MIDI songs, rendered per part with FluidSynth (:mod:`deepsep.midistems`) into
+  track folders ``rendered/<package>/<song>/{drums,bass,other,vocals}.flac``.
 
 Layout of the output folder: ``mixtures/<package>/...``, ``other/<package>/<song>.ogg``,
+``rendered/<package>/<song>/``,
 ``licences/<package>.copyright`` and ``sources/<package>.json`` (version, the .deb's sha256,
 licence, every file kept and every file skipped with the reason), written last: a package with
 its ``sources/`` record is done, and a rerun skips it. No file whose name is a MUSDB18 test song's
@@ -32,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
+from .drums import DEFAULT_SOUNDFONT
 from .errors import DeepsepError
 
 MIN_SECONDS = 30.0
@@ -95,8 +99,7 @@ class Package:
 _FOF = "./usr/share/games/fretsonfire/data/songs/{}/*/*.ogg"
 
 #: what `deepsep data debian` builds (music folders found with ``dpkg-deb -c``; licences from each
-#: package's copyright file, copied beside the music). Left out: warzone2100-music (48 kbit/s
-#: Opus), the MIDI packages (openttd-openmsx, planetblupi-music-midi: rendering, not copying).
+#: package's copyright file, copied beside the music). Left out: warzone2100-music (48 kbit/s Opus).
 PACKAGES: tuple[Package, ...] = (
     Package('ufoai-music', "mixtures", ('./usr/share/games/ufoai/base/0music.pk3',), 'CC-BY-SA-3.0 / GPL-2 / CC-BY-3.0 / public domain, file by file (see its copyright)', inner=('music/*.ogg',), inner_exclude=('music/dynamictest-*.ogg',)),
     Package('0ad-data', "mixtures", ('./usr/share/games/0ad/mods/public/public.zip',), 'CC-BY-SA-3.0', inner=('audio/music/*.ogg',)),
@@ -116,6 +119,8 @@ PACKAGES: tuple[Package, ...] = (
     Package('flare-game', "mixtures", ('./usr/share/games/flare/mods/fantasycore/music/*.ogg',), 'CC-BY-SA-3.0+', exclude=('./usr/share/games/flare/mods/fantasycore/music/wind_ambient.ogg',)),
     Package("fretsonfire-songs-muldjord", "fof", (_FOF.format("muldjord"),), "CC-BY-SA-3.0 (El Senator / Muldjord)"),
     Package("fretsonfire-songs-sectoid", "fof", (_FOF.format("sectoid"),), "MIT/Expat (Carlos Viola Iborra)"),
+    Package("openttd-openmsx", "midi", ("./usr/share/games/openttd/baseset/openmsx/*.mid",), "GPL-2"),
+    Package("planetblupi-music-midi", "midi", ("./usr/share/planetblupi/music/*.mid",), "GPL-3+"),
 )
 
 
@@ -220,6 +225,12 @@ def _flat_name(member: str, common: str) -> str:
     return rel.replace("/", "__")
 
 
+def _seconds(path: Path) -> float:
+    import soundfile as sf
+
+    return sf.info(str(path)).duration
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -245,7 +256,7 @@ def _sum_to_flac(a: Path, b: Path, out: Path) -> float:
     return gain
 
 
-def build_package(package: Package, out: Path, debs: Path) -> dict:
+def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEFAULT_SOUNDFONT) -> dict:
     """Download, unpack and sort one package into ``out``; return (and write) its sources record."""
     record_path = out / "sources" / f"{package.name}.json"
     if record_path.is_file():
@@ -263,7 +274,14 @@ def build_package(package: Package, out: Path, debs: Path) -> dict:
         extract(deb, [*paths, doc], root)
         staged = Path(tmp) / "staged"
         common = os.path.commonpath([p.lstrip("./") for p in paths]) if len(paths) > 1 else Path(paths[0].lstrip("./")).parent.as_posix()
-        if package.kind == "fof":
+        if package.kind == "midi":  # rendered straight into place, song by song (resumable)
+            from .midistems import render_songs
+
+            songs = sorted(root / m for m in paths)
+            for folder in render_songs(songs, out / "rendered" / package.name, soundfont):
+                kept.append({"file": f"rendered/{package.name}/{folder.name}",
+                             "seconds": round(float(_seconds(folder / "other.flac")), 1)})
+        elif package.kind == "fof":
             songs = sorted({Path(p).parent for p in paths if Path(p).name == "guitar.ogg"})
             for song in songs:
                 folder = root / song
@@ -320,13 +338,13 @@ def build_package(package: Package, out: Path, debs: Path) -> dict:
 
 
 def build(out: Path, packages: Sequence[Package] = PACKAGES, debs: Path | None = None, keep_debs: bool = False,
-          progress: Callable[[Package, dict], None] | None = None) -> list[dict]:
+          progress: Callable[[Package, dict], None] | None = None, soundfont: Path = DEFAULT_SOUNDFONT) -> list[dict]:
     """Build every package into ``out`` (resumable: done packages are skipped); the .deb files go
     to ``debs`` (default ``out/debs``) and are removed once a package is done unless ``keep_debs``."""
     debs = debs or out / "debs"
     records = []
     for package in packages:
-        record = build_package(package, out, debs)
+        record = build_package(package, out, debs, soundfont)
         if not keep_debs:
             for deb in debs.glob(f"{package.name}_*.deb"):
                 deb.unlink()

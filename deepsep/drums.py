@@ -49,26 +49,41 @@ def prepared_midi(src: Path, dst: Path, kit: int) -> float:
     return float(midi.length)
 
 
-def render_drums(midi_path: str | Path, soundfont: str | Path, kit: int = 0, sample_rate: int = 44100) -> np.ndarray:
-    """The drum performance of a MIDI file as audio: (2, time) float32, time = the MIDI's length."""
+def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int = 44100,
+                length: float | None = None) -> np.ndarray:
+    """A MIDI file played by FluidSynth: (2, time) float32, cut or padded to ``length`` seconds
+    (default: what FluidSynth renders)."""
     if shutil.which("fluidsynth") is None:
-        raise DeepsepError("rendering drums needs FluidSynth, which is not installed (apt-get install fluidsynth)")
+        raise DeepsepError("rendering MIDI needs FluidSynth, which is not installed (apt-get install fluidsynth)")
     if not Path(soundfont).is_file():
         raise DeepsepError(f"soundfont not found: {soundfont} (apt-get install fluid-soundfont-gm, or give --soundfont)")
     with tempfile.TemporaryDirectory() as tmp:
-        mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        length = prepared_midi(Path(midi_path), mid, kit)
+        wav = Path(tmp) / "out.wav"
         cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-O", "float",
-               "-F", str(wav), "-r", str(sample_rate), str(soundfont), str(mid)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+               "-F", str(wav), "-r", str(sample_rate), str(soundfont), str(midi_path)]
+        limit = 60 + 2 * (length or 300)  # FluidSynth plays ~17x real time; a stuck note must not hang us
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise DeepsepError(f"{midi_path}: fluidsynth still rendering after {limit:.0f} s (a note never released?)") from None
         if proc.returncode != 0 or not wav.is_file():
             raise DeepsepError(f"{midi_path}: fluidsynth failed ({(proc.stderr or proc.stdout).strip()[:200]})")
         audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
-    n = int(round(length * sample_rate))
     audio = audio.T[:2]
     if audio.shape[0] == 1:
         audio = np.repeat(audio, 2, axis=0)
+    if length is None:
+        return audio
+    n = int(round(length * sample_rate))
     return np.pad(audio, ((0, 0), (0, max(0, n - audio.shape[1]))))[:, :n]
+
+
+def render_drums(midi_path: str | Path, soundfont: str | Path, kit: int = 0, sample_rate: int = 44100) -> np.ndarray:
+    """The drum performance of a MIDI file as audio: (2, time) float32, time = the MIDI's length."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "in.mid"
+        length = prepared_midi(Path(midi_path), mid, kit)
+        return render_midi(mid, soundfont, sample_rate, length)
 
 
 def render_folder(midi_dir: str | Path, out_dir: str | Path, soundfont: str | Path, kits: tuple[int, ...] = GM_KITS,

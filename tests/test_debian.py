@@ -102,3 +102,27 @@ def test_debian_command_lists_and_refuses_unknown_packages():
     assert res.exit_code == 0 and "fretsonfire-songs-muldjord" in res.output
     res = CliRunner().invoke(data, ["debian", "--package", "no-such-package"])
     assert res.exit_code == 1 and "unknown package" in res.output
+
+
+def test_midi_packages_are_rendered_into_track_folders(tmp_path):
+    from pathlib import Path
+
+    import mido
+
+    soundfont = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+    if not soundfont.is_file() or shutil.which("fluidsynth") is None:
+        pytest.skip("needs fluidsynth and the TimGM6mb soundfont")
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track += [mido.Message("program_change", channel=0, program=33, time=0)]
+    for ch, note in ((9, 36), (0, 40), (1, 72)):
+        track.append(mido.Message("note_on", channel=ch, note=note, velocity=100, time=0))
+    track.append(mido.Message("note_off", channel=1, note=72, velocity=0, time=960))
+    midi.save(str(tmp_path / "tune.mid"))
+    _deb(tmp_path, "fake-midi", {"usr/share/games/m/tune.mid": (tmp_path / "tune.mid").read_bytes()})
+    package = debian.Package("fake-midi", "midi", ("./usr/share/games/m/*.mid",), "GPL-2")
+    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs", soundfont=soundfont)
+    assert [k["file"] for k in record["kept"]] == ["rendered/fake-midi/tune"]
+    folder = tmp_path / "out" / "rendered" / "fake-midi" / "tune"
+    assert sorted(p.name for p in folder.iterdir()) == ["bass.flac", "drums.flac", "other.flac", "vocals.flac"]

@@ -58,3 +58,44 @@ def test_render_is_a_drum_stem_of_the_midis_length(tmp_path):
     assert not list((tmp_path / "out").glob("*.partial*"))  # what a killed render left is removed
     with pytest.raises(DeepsepError, match="soundfont not found"):
         render_drums(tmp_path / "g.mid", tmp_path / "none.sf2")
+
+
+def _song(path: Path) -> None:
+    """Two seconds of a GM song: drums (channel 10), a bass (program 33) on channel 1, a piano on
+    channel 2 that switches to a synth bass (program 38) half-way."""
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track += [mido.Message("program_change", channel=0, program=33, time=0),
+              mido.Message("program_change", channel=1, program=0, time=0)]
+    for beat in range(4):
+        if beat == 2:
+            track.append(mido.Message("program_change", channel=1, program=38, time=0))
+        for ch, note in ((9, 36), (0, 40), (1, 72 if beat < 2 else 45)):
+            track.append(mido.Message("note_on", channel=ch, note=note, velocity=100, time=0))
+        for i, (ch, note) in enumerate(((9, 36), (0, 40), (1, 72 if beat < 2 else 45))):
+            track.append(mido.Message("note_off", channel=ch, note=note, velocity=0, time=480 if i == 0 else 0))
+    midi.save(str(path))
+
+
+def test_midi_songs_render_into_parts_that_add_up_to_the_song(tmp_path):
+    from deepsep import midistems
+    from deepsep.drums import render_midi
+
+    _song(tmp_path / "song.mid")
+    files, length = midistems.split_parts(tmp_path / "song.mid", tmp_path)
+    sounding = {part: [(m.channel, m.note) for t in mido.MidiFile(str(f)).tracks for m in t
+                       if m.type == "note_on" and m.velocity > 0] for part, f in files.items()}
+    assert set(sounding["drums"]) == {(9, 36)}
+    assert set(sounding["bass"]) == {(0, 40), (1, 45)}  # the piano channel's notes after its switch to a bass
+    assert set(sounding["other"]) == {(1, 72)}
+    if not SOUNDFONT.is_file():
+        pytest.skip("needs the TimGM6mb soundfont")
+    [folder] = midistems.render_songs([tmp_path / "song.mid"], tmp_path / "out", SOUNDFONT)
+    stems = {s: sf.read(folder / f"{s}.flac", always_2d=True)[0].T for s in ("vocals", "drums", "bass", "other")}
+    assert not stems["vocals"].any() and all(np.abs(stems[s]).max() > 0.01 for s in midistems.PARTS)
+    whole = render_midi(tmp_path / "song.mid", SOUNDFONT, length=length + 2.0)
+    mix = sum(stems.values())
+    gain = np.abs(mix).max() / np.abs(whole).max()
+    assert np.abs(mix - gain * whole).max() < 0.02  # the parts add up to the song as one render plays it
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song"]

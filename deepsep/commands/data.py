@@ -104,7 +104,9 @@ def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
 @click.option("--package", "names", multiple=True, help="Only this package (repeatable) [default: all of --list].")
 @click.option("--list", "list_only", is_flag=True, help="List the packages, what each gives and its licence; build nothing.")
 @click.option("--keep-debs", is_flag=True, help="Keep the downloaded .deb files (in OUT/debs).")
-def debian(out_dir, names, list_only, keep_debs) -> None:
+@click.option("--soundfont", default=str(DEFAULT_SOUNDFONT), show_default=True,
+              help="The General MIDI soundfont that renders the MIDI songs (Debian fluid-soundfont-gm).")
+def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
     """Build music data from Debian's free packages (apt-get download + dpkg-deb; no root)."""
     from pathlib import Path
 
@@ -126,10 +128,11 @@ def debian(out_dir, names, list_only, keep_debs) -> None:
                    f"skipped {len(record['skipped'])}", err=True)
 
     with reported():
-        records = build(out, packages, keep_debs=keep_debs, progress=progress)
+        records = build(out, packages, keep_debs=keep_debs, progress=progress, soundfont=Path(soundfont))
     kept = sum(len(r["kept"]) for r in records)
     hours = sum(k.get("seconds", 0) for r in records for k in r["kept"]) / 3600
-    click.echo(f"{kept} files ({hours:.1f} h) from {len(records)} packages in {out} (mixtures/, other/, licences/, sources/)")
+    click.echo(f"{kept} files ({hours:.1f} h) from {len(records)} packages in {out} "
+               "(mixtures/, other/, rendered/, licences/, sources/)")
 
 
 @data.command("listen")
