@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -61,11 +62,12 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
         wav = Path(tmp) / "out.wav"
         cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-O", "float",
                "-F", str(wav), "-r", str(sample_rate), str(soundfont), str(midi_path)]
-        limit = 60 + 2 * (length or 300)  # FluidSynth plays ~17x real time; a stuck note must not hang us
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
-        except subprocess.TimeoutExpired:
-            raise DeepsepError(f"{midi_path}: fluidsynth still rendering after {limit:.0f} s (a note never released?)") from None
+        # FluidSynth plays ~17x real time: a render that needs more CPU than this hangs on a note
+        # (CPU time, not wall time, so that a busy machine does not stop a sound render)
+        limit = int(60 + 2 * (length or 300))
+        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: _limit_cpu(limit))
+        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise DeepsepError(f"{midi_path}: fluidsynth used {limit} s of CPU without finishing (a note never released?)")
         if proc.returncode != 0 or not wav.is_file():
             raise DeepsepError(f"{midi_path}: fluidsynth failed ({(proc.stderr or proc.stdout).strip()[:200]})")
         audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
@@ -76,6 +78,13 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
         return audio
     n = int(round(length * sample_rate))
     return np.pad(audio, ((0, 0), (0, max(0, n - audio.shape[1]))))[:, :n]
+
+
+def _limit_cpu(seconds: int) -> None:
+    """In the child process: at most ``seconds`` of CPU time (then SIGXCPU)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
 
 
 def render_drums(midi_path: str | Path, soundfont: str | Path, kit: int = 0, sample_rate: int = 44100) -> np.ndarray:
