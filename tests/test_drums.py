@@ -99,3 +99,16 @@ def test_midi_songs_render_into_parts_that_add_up_to_the_song(tmp_path):
     gain = np.abs(mix).max() / np.abs(whole).max()
     assert np.abs(mix - gain * whole).max() < 0.02  # the parts add up to the song as one render plays it
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song"]
+
+
+def test_renders_are_limited_in_cpu_time_not_wall_time():
+    import signal
+    import subprocess
+    import sys
+
+    from deepsep.drums import _limit_cpu
+
+    busy = subprocess.run([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: _limit_cpu(1), timeout=120)
+    assert busy.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+    idle = subprocess.run([sys.executable, "-c", "import time; time.sleep(1.5)"], preexec_fn=lambda: _limit_cpu(1))
+    assert idle.returncode == 0  # 1.5 s of wall time, no CPU: not stopped
