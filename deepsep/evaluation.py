@@ -198,6 +198,7 @@ def evaluate(
     items: Iterable[EvalItem],
     engine: EngineOptions = EngineOptions(),
     baselines: bool = False,
+    *,
     perceptual: bool = True,
     on_item: Callable[[EvalItem, dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, int], None] | None = None,
 ) -> EvalResult:

@@ -97,7 +97,7 @@ def evaluate_command(dataset, data_root, model_name, trust_local, checkpoint, ba
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("eval", total=len(items))
         try:
-            result = evaluate(model, items, engine, baselines, on_item)
+            result = evaluate(model, items, engine, baselines, on_item=on_item)
         except DeepsepError as e:
             progress.stop()
             fail(str(e))
