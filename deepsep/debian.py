@@ -268,6 +268,8 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
     kept: list[dict] = []
     skipped: list[dict] = []
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f".{package.name}-*"):  # what a killed run left unpacked
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=f".{package.name}-", dir=out) as tmp:
         root = Path(tmp) / "deb"
         doc = f"./usr/share/doc/{package.name}/copyright"
@@ -278,6 +280,8 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
             from .midistems import render_songs
 
             songs = sorted(root / m for m in paths)
+            skipped += [{"file": m.name, "why": "a MUSDB18 test song's name"} for m in songs if is_musdb_test_song(m)]
+            songs = [m for m in songs if not is_musdb_test_song(m)]
             for folder in render_songs(songs, out / "rendered" / package.name, soundfont):
                 kept.append({"file": f"rendered/{package.name}/{folder.name}",
                              "seconds": round(float(_seconds(folder / "other.flac")), 1)})
