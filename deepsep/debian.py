@@ -275,7 +275,6 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
         doc = f"./usr/share/doc/{package.name}/copyright"
         extract(deb, [*paths, doc], root)
         staged = Path(tmp) / "staged"
-        common = os.path.commonpath([p.lstrip("./") for p in paths]) if len(paths) > 1 else Path(paths[0].lstrip("./")).parent.as_posix()
         if package.kind == "midi":  # rendered straight into place, song by song (resumable)
             from .midistems import render_songs
 
@@ -304,6 +303,7 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
                              "mixture": f"mixtures/{package.name}/{name}.flac", "seconds": round(seconds, 1),
                              "mixture_gain": round(gain, 4)})
         else:
+            common = os.path.commonpath([p.lstrip("./") for p in paths]) if len(paths) > 1 else Path(paths[0].lstrip("./")).parent.as_posix()
             files = [(m, root / m, _flat_name(m.lstrip("./"), common)) for m in paths]
             if package.inner:  # the globs took archives: the music is inside
                 files = [(f"{m}!{name}", path, name.replace("/", "__")) for m, archive, _ in files

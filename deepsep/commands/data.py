@@ -53,11 +53,6 @@ def mix(speech_dir, noise_dir, out_dir, count, seconds, snrs, snr_range, sample_
     click.echo(f"wrote {len(items)} mixtures to {out_dir}")
 
 
-if __name__ == "__main__":  # python -m deepsep.commands.data ...
-    data()
-
-
-
 def _kits(ctx, param, value: str) -> tuple[int, ...]:
     try:
         kits = tuple(int(v) for v in value.replace(",", " ").split())
@@ -141,7 +136,7 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
               help="Where to pick songs when none are given (full mixes; --count of them, spread over the folder).")
 @click.option("--count", type=click.IntRange(1), default=4, show_default=True)
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME_OR_FILE",
-              help="A model name or .safetensors file (repeatable) [default: the music default].")
+              help="A model name or .safetensors file (repeatable) [default: music-4stem].")
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A training checkpoint .pt (repeatable), labelled by its run folder.")
 @click.option("--trust-local", is_flag=True, help="Load model files that no sha256 vouches for (as separate).")
@@ -165,8 +160,9 @@ def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, sec
         p = Path(path)
         return f"{p.parent.name}-{p.stem}" if p.suffix == ".pt" else (p.stem if p.suffix else path)
 
+    names = list(models) or ["music-4stem"]
     with reported():
-        labels = [label(m) for m in models or ["music-4stem"]] + [label(c) for c in checkpoints]
+        labels = [label(m) for m in names] + [label(c) for c in checkpoints]
         if len(set(labels)) < len(labels):
             raise UsageError(f"two models would share a folder name: {', '.join(labels)}")
         if songs:
@@ -183,9 +179,9 @@ def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, sec
             raise UsageError(f"{taken[0]} exists: give --overwrite to replace it")
         set_threads(threads, "cpu")
         loaded = {}
-        for name, lab in zip(models or ["music-4stem"], labels):
+        for name, lab in zip(names, labels):
             loaded[lab] = load_eval_model(name, None, "music", "cpu", trust_local=trust_local)[0]
-        for ck, lab in zip(checkpoints, labels[len(models or ["music-4stem"]):]):
+        for ck, lab in zip(checkpoints, labels[len(names):]):
             loaded[lab] = load_eval_model(None, ck, "music", "cpu")[0]
         written = listening_set(picked, loaded, Path(out_dir), start, seconds, overwrite)
     click.echo(f"wrote {len(written)} model folders for {len(picked)} songs in {out_dir}")
@@ -194,3 +190,6 @@ def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, sec
 from .prepare import prepare  # noqa: E402  (a subcommand of its own module)
 
 data.add_command(prepare)
+
+if __name__ == "__main__":  # python -m deepsep.commands.data ...
+    data()

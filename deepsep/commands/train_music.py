@@ -97,16 +97,14 @@ def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_min
         lr, d_lr, segment, adv_weight, synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
         valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
-    opts = MusicTrainOptions(
-        config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
-        other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
-        steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
-        adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
-        device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
-    )
-    if mixtures and supervised_only:
-        raise click.UsageError("--mixtures (unlabelled songs) trains through the semi-supervised losses: "
-                               "drop --supervised-only")
+    with reported():  # options that cannot go together: exit 2 before any work
+        opts = MusicTrainOptions(
+            config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
+            other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+            steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
+            adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
+            device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
+        )
     if not evaluate_only:
         with reported():
             prepare_run_folder(opts.out_dir, resume, overwrite)

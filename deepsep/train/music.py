@@ -96,6 +96,11 @@ class MusicTrainOptions:
     max_minutes: float = 0.0
     log_every: int = 10
 
+    def __post_init__(self) -> None:
+        if self.mixtures and self.supervised_only:
+            raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
+                             "drop --supervised-only")
+
     @property
     def out_dir(self) -> Path:
         return Path(self.out)
@@ -353,9 +358,6 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    if opts.mixtures and opts.supervised_only:
-        raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
-                         "drop --supervised-only")
     device, paths = start_run(opts, resume)
     model = make_model(opts).to(device)
     if opts.init:

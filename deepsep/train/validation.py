@@ -11,7 +11,7 @@ import torch
 
 from ..augment import room_impulse_responses
 from ..models.base import SeparationModel
-from ..voicedata import build_mixtures, load_layout
+from ..voicedata import build_mixtures
 
 DEFAULT_VALID_SNRS = (-5, 0, 5, 10)
 #: the simulated rooms of validation items: a bank that training (seeded by its own seed) never draws
