@@ -6,11 +6,13 @@ The Python API (imported on first use, so that ``import deepsep`` stays light)::
     model = deepsep.load_model("voice", sample_rate=16000)  # a name, alias or .safetensors file
     stems = deepsep.separate(model, audio, 16000)            # {"voice": ..., "noise": ...}
     result = deepsep.separate_file(model, "call.flac", "outputs")  # stems written as separate does
+    separator = deepsep.Separator("voice")                   # a model kept for many signals and files
+    stems = separator.separate_tensor(audio, 16000)          # the alias's model for 16 kHz
 
 ``separate`` takes a numpy array or torch tensor, (time,) or (channels, time), and returns stems of
 the same shape and type that add up to it; ``separate_file`` writes
 ``<out_dir>/<track>/<stem>.wav`` (see :class:`OutputOptions` and :class:`EngineOptions`) and
-returns a ``FileResult``.
+returns a ``FileResult``; ``Separator`` holds a model (each of an alias's, by rate) and its options.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _API = {
     "OutputOptions": (".api", "OutputOptions"),
     "EngineOptions": (".api", "EngineOptions"),
     "FileResult": (".api", "FileResult"),
+    "Separator": (".api", "Separator"),
 }
 __all__ = ["__version__", *_API]
 

@@ -1,4 +1,5 @@
-"""The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.api`.
+"""The ``deepsep`` command line: parsing and display only; the work is in :mod:`deepsep.separation`
+(files), :mod:`deepsep.inputs` and :mod:`deepsep.outputs` (names and checks).
 
 PyTorch and the modules that need it are imported only inside the commands that use them, and
 the subcommand groups (eval, data, train) only when they run, so that ``--help`` answers at once.
@@ -24,7 +25,8 @@ from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
 
 if TYPE_CHECKING:
-    from .api import FileResult, ModelCache
+    from .modelcache import ModelCache
+    from .outputs import FileResult
 
 out = Console()
 
@@ -126,7 +128,7 @@ def separate(**options) -> None:
     is separated: a usage error exits with status 2. A file whose outputs exist fails unless
     --overwrite or --skip-existing. SIGINT and SIGTERM remove the unfinished files and exit with
     status 130 and 143."""
-    from .api import Interrupted, interrupts_raise
+    from .interrupts import Interrupted, interrupts_raise
 
     try:
         with interrupts_raise():
@@ -139,10 +141,10 @@ def separate(**options) -> None:
 def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
               jobs, segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
               atten_lim, plot, quiet) -> None:
-    from .api import (
-        ModelCache, OutputOptions, check_output, clip_warning, engine_options, existing_policy, input_files, output_bits,
-        output_root, plan_inputs, spectrogram_path,
-    )
+    from .inputs import input_files, plan_inputs
+    from .modelcache import ModelCache
+    from .options import OutputOptions, engine_options
+    from .outputs import check_output, clip_warning, existing_policy, output_bits, output_root, spectrogram_path
     from .weights import load_manifest
 
     with reported():
@@ -169,7 +171,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
     if plot:
         for r in results:
             if not r.error and not r.skipped:
-                from .reports import plot_outputs
+                from .evaluation.reports import plot_outputs
 
                 r.outputs["spectrograms"] = plot_outputs(r.path, dict(r.outputs), spectrogram_path(r, out_dir, output))
     if not quiet:
@@ -183,7 +185,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
 def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: int = 1) -> list[FileResult]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .api import separate_files
+    from .separation import separate_files
 
     results: list[FileResult] = []
     progress = Progress(

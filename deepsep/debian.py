@@ -265,8 +265,6 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
     paths = select(members(deb), package)
     if not paths:
         raise DeepsepError(f"{deb.name}: no file matches {', '.join(package.globs)} (the package changed?)")
-    kept: list[dict] = []
-    skipped: list[dict] = []
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(f".{package.name}-*"):  # what a killed run left unpacked
         shutil.rmtree(stale, ignore_errors=True)
@@ -276,69 +274,115 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
         extract(deb, [*paths, doc], root)
         staged = Path(tmp) / "staged"
         if package.kind == "midi":  # rendered straight into place, song by song (resumable)
-            from .midistems import render_songs
-
-            songs = sorted(root / m for m in paths)
-            skipped += [{"file": m.name, "why": "a MUSDB18 test song's name"} for m in songs if is_musdb_test_song(m)]
-            songs = [m for m in songs if not is_musdb_test_song(m)]
-            for folder in render_songs(songs, out / "rendered" / package.name, soundfont):
-                kept.append({"file": f"rendered/{package.name}/{folder.name}",
-                             "seconds": round(float(_seconds(folder / "other.flac")), 1)})
+            kept, skipped = _render_midi(package, root, paths, out, soundfont)
         elif package.kind == "fof":
-            songs = sorted({Path(p).parent for p in paths if Path(p).name == "guitar.ogg"})
-            for song in songs:
-                folder = root / song
-                why, seconds = audio_check(folder / "guitar.ogg")
-                why = why or audio_check(folder / "song.ogg")[0]
-                if why:
-                    skipped.append({"file": song.name, "why": why})
-                    continue
-                name = song.name.replace(" ", "_")
-                (staged / "other" / package.name).mkdir(parents=True, exist_ok=True)
-                (staged / "mixtures" / package.name).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(folder / "guitar.ogg", staged / "other" / package.name / f"{name}.ogg")
-                gain = _sum_to_flac(folder / "song.ogg", folder / "guitar.ogg",
-                                    staged / "mixtures" / package.name / f"{name}.flac")
-                kept.append({"file": name, "other": f"other/{package.name}/{name}.ogg",
-                             "mixture": f"mixtures/{package.name}/{name}.flac", "seconds": round(seconds, 1),
-                             "mixture_gain": round(gain, 4)})
+            kept, skipped = _stage_fof(package, root, paths, staged)
         else:
-            common = os.path.commonpath([p.lstrip("./") for p in paths]) if len(paths) > 1 else Path(paths[0].lstrip("./")).parent.as_posix()
-            files = [(m, root / m, _flat_name(m.lstrip("./"), common)) for m in paths]
-            if package.inner:  # the globs took archives: the music is inside
-                files = [(f"{m}!{name}", path, name.replace("/", "__")) for m, archive, _ in files
-                         for name, path in unzip_music(archive, package, Path(tmp) / "zip" / Path(m).name)]
-            for member, src, flat in files:
-                if src.suffix.lower() not in AUDIO_EXTENSIONS:
-                    skipped.append({"file": member, "why": "not an audio format libsndfile reads"})
-                    continue
-                why, seconds = audio_check(src)
-                if why:
-                    skipped.append({"file": member, "why": why})
-                    continue
-                dst = staged / "mixtures" / package.name / flat
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-                kept.append({"file": f"mixtures/{package.name}/{dst.name}", "seconds": round(seconds, 1)})
+            kept, skipped = _stage_mixtures(package, root, paths, staged, Path(tmp) / "zip")
         (staged / "licences").mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / doc, staged / "licences" / f"{package.name}.copyright")
-        for sub in ("mixtures", "other"):
-            src = staged / sub / package.name
-            if src.is_dir():
-                dst = out / sub / package.name
-                if dst.exists():
-                    shutil.rmtree(dst)  # what an interrupted run left (no sources record)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-        (out / "licences").mkdir(exist_ok=True)
-        os.replace(staged / "licences" / f"{package.name}.copyright", out / "licences" / f"{package.name}.copyright")
+        _move_staged(package, staged, out)
     record = {"package": package.name, "deb": deb.name, "sha256": _sha256(deb), "kind": package.kind,
               "licence": package.licence, "kept": kept, "skipped": skipped}
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_record = record_path.with_name(record_path.name + ".partial")
-    tmp_record.write_text(json.dumps(record, indent=1))
-    os.replace(tmp_record, record_path)
+    _write_json(record_path, record)
     return record
+
+
+def _render_midi(package: Package, root: Path, paths: Sequence[str], out: Path,
+                 soundfont: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped) of a MIDI package: each song rendered into ``out/rendered/<package>/<song>/``
+    but MUSDB18 test songs."""
+    from .midistems import render_songs
+
+    songs = sorted(root / m for m in paths)
+    skipped = [{"file": m.name, "why": "a MUSDB18 test song's name"} for m in songs if is_musdb_test_song(m)]
+    songs = [m for m in songs if not is_musdb_test_song(m)]
+    kept = [{"file": f"rendered/{package.name}/{folder.name}",
+             "seconds": round(float(_seconds(folder / "other.flac")), 1)}
+            for folder in render_songs(songs, out / "rendered" / package.name, soundfont)]
+    return kept, skipped
+
+
+def _stage_fof(package: Package, root: Path, paths: Sequence[str], staged: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped) of a Frets on Fire package: each song's guitar into ``staged/other/`` and
+    song + guitar into ``staged/mixtures/``."""
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    for song in sorted({Path(p).parent for p in paths if Path(p).name == "guitar.ogg"}):
+        folder = root / song
+        why, seconds = audio_check(folder / "guitar.ogg")
+        why = why or audio_check(folder / "song.ogg")[0]
+        if why:
+            skipped.append({"file": song.name, "why": why})
+            continue
+        name = song.name.replace(" ", "_")
+        (staged / "other" / package.name).mkdir(parents=True, exist_ok=True)
+        (staged / "mixtures" / package.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / "guitar.ogg", staged / "other" / package.name / f"{name}.ogg")
+        gain = _sum_to_flac(folder / "song.ogg", folder / "guitar.ogg",
+                            staged / "mixtures" / package.name / f"{name}.flac")
+        kept.append({"file": name, "other": f"other/{package.name}/{name}.ogg",
+                     "mixture": f"mixtures/{package.name}/{name}.flac", "seconds": round(seconds, 1),
+                     "mixture_gain": round(gain, 4)})
+    return kept, skipped
+
+
+def _music_files(package: Package, root: Path, paths: Sequence[str], unzipped: Path) -> list[tuple[str, Path, str]]:
+    """(member, unpacked path, flat file name) of each music file of a mixtures package; with
+    ``package.inner``, the files inside the archives the globs took (unpacked below ``unzipped``)."""
+    if len(paths) > 1:
+        common = os.path.commonpath([p.lstrip("./") for p in paths])
+    else:
+        common = Path(paths[0].lstrip("./")).parent.as_posix()
+    files = [(m, root / m, _flat_name(m.lstrip("./"), common)) for m in paths]
+    if package.inner:  # the globs took archives: the music is inside
+        files = [(f"{m}!{name}", path, name.replace("/", "__")) for m, archive, _ in files
+                 for name, path in unzip_music(archive, package, unzipped / Path(m).name)]
+    return files
+
+
+def _stage_mixtures(package: Package, root: Path, paths: Sequence[str], staged: Path,
+                    unzipped: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped) of a mixtures package: each music file that passes :func:`audio_check`
+    copied into ``staged/mixtures/<package>/``."""
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    for member, src, flat in _music_files(package, root, paths, unzipped):
+        if src.suffix.lower() not in AUDIO_EXTENSIONS:
+            skipped.append({"file": member, "why": "not an audio format libsndfile reads"})
+            continue
+        why, seconds = audio_check(src)
+        if why:
+            skipped.append({"file": member, "why": why})
+            continue
+        dst = staged / "mixtures" / package.name / flat
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        kept.append({"file": f"mixtures/{package.name}/{dst.name}", "seconds": round(seconds, 1)})
+    return kept, skipped
+
+
+def _move_staged(package: Package, staged: Path, out: Path) -> None:
+    """Move a package's staged folders (mixtures, other) and licence into ``out``, replacing what
+    an interrupted run left there."""
+    for sub in ("mixtures", "other"):
+        src = staged / sub / package.name
+        if src.is_dir():
+            dst = out / sub / package.name
+            if dst.exists():
+                shutil.rmtree(dst)  # what an interrupted run left (no sources record)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    (out / "licences").mkdir(exist_ok=True)
+    os.replace(staged / "licences" / f"{package.name}.copyright", out / "licences" / f"{package.name}.copyright")
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """Write ``record`` to ``path`` through a ``.partial`` file: the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
 
 
 def build(out: Path, packages: Sequence[Package] = PACKAGES, debs: Path | None = None, keep_debs: bool = False,

@@ -18,7 +18,8 @@ start with their delay in zeros (less than one frame), the one exception to "nev
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +70,12 @@ class StreamingSeparator:
     """Separate a signal pushed in blocks of ``(channels, n)`` samples at the model's rate.
 
     ``push`` and ``flush`` return the finished part of the stems, ``(sources, channels, n')``;
-    concatenated over all calls they cover exactly the pushed samples. ``progress`` is called
-    with the number of samples each step finishes.
+    concatenated over all calls they cover exactly the pushed samples.
+
+    ``segment`` in seconds (None: the model's default; 0: the whole signal in one pass),
+    ``overlap`` as a fraction of the segment, ``batch_size`` segments per forward pass, ``shifts``
+    passes per segment at offsets within one frame, averaged (N times slower); ``progress`` is
+    called with the number of samples each step finishes.
 
     Regular segments start every ``hop`` samples. The signal's end is covered by one last segment
     that ends exactly there (``[end - length, end)``), so no segment is ever padded with zeros:
@@ -210,25 +215,9 @@ class StreamingSeparator:
         return from_groups(torch.cat(outs, dim=-1), self.channels)
 
 
-def separate(
-    model: SeparationModel,
-    wav: torch.Tensor,
-    *,
-    segment: float | None = None,
-    overlap: float = 0.25,
-    batch_size: int = 1,
-    shifts: int = 1,
-    device: torch.device | str = "cpu",
-    progress: ProgressFn | None = None,
-) -> torch.Tensor:
-    """Separate ``wav`` (channels, time), at the model's sample rate, into (sources, channels, time).
-
-    ``segment`` in seconds (None: the model's default; 0: the whole signal in one pass),
-    ``overlap`` as a fraction of the segment, ``batch_size`` segments per forward pass,
-    ``shifts`` passes per segment at offsets within one frame, averaged (N times slower).
-    """
-    sep = StreamingSeparator(
-        model, wav.shape[0], segment=segment, overlap=overlap, batch_size=batch_size, shifts=shifts,
-        device=device, progress=progress,
-    )
+def separate(model: SeparationModel, wav: torch.Tensor, **settings: Any) -> torch.Tensor:
+    """Separate ``wav`` (channels, time), at the model's sample rate, into (sources, channels, time):
+    a :class:`StreamingSeparator` fed with one block. ``settings``: its keyword options
+    (``segment``, ``overlap``, ``batch_size``, ``shifts``, ``device``, ``progress``)."""
+    sep = StreamingSeparator(model, wav.shape[0], **settings)
     return torch.cat([sep.push(wav), sep.flush()], dim=-1)

@@ -1,7 +1,7 @@
 """Listening sets: excerpts of a few songs with each model's stems beside them, to hear what changed.
 
 ``<out>/<song>/mixture.wav`` holds the excerpt and ``<out>/<song>/<label>/<stem>.wav`` what each
-model makes of it, through the one separation pipeline (:func:`deepsep.api.separate_array`).
+model makes of it, through the one separation pipeline (:func:`deepsep.pipeline.separate_array`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def listening_set(songs: Sequence[Path], models: Mapping[str, SeparationModel], 
     Refuses (DeepsepError, before any work) a model folder that exists unless ``overwrite``, and
     a ``mixture.wav`` that holds another excerpt (other ``start`` / ``seconds``) in any case.
     """
-    from .api import separate_array
+    from .pipeline import separate_array
 
     taken = [p for p in targets(songs, list(models), out_dir) if p.exists()]
     if taken and not overwrite:

@@ -17,11 +17,13 @@ tensors (batch, channels=1, time).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -266,13 +268,7 @@ def build_mixtures(
     snr_list = [int(s) for s in snrs]
     if snr_range and len(snr_list) != 2:
         raise ValueError("snr_range needs (low, high)")
-    cache: dict[Path, np.ndarray] = {}
-
-    def get(p: Path) -> np.ndarray:
-        if p not in cache:
-            cache[p] = load_mono(p, sample_rate)
-        return cache[p]
-
+    load = functools.cache(functools.partial(load_mono, sample_rate=sample_rate))  # each file read once
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = []
@@ -283,32 +279,45 @@ def build_mixtures(
         else:
             snr = snr_list[i % len(snr_list)]
             sp = speech_files[(i // len(snr_list)) % len(speech_files)]
-        speech = get(sp)
-        start = _active_start(rng, speech, length)
-        if rirs and rng.random() < p_reverb:
-            voice = reverberant_excerpt(speech, start, length, rirs[int(rng.integers(0, len(rirs)))])
-        else:
-            voice = loop_to(speech, length, start)
-        if rms_db(voice) < SILENCE_DB:
-            raise ValueError(f"{sp} is silent")
-        voice = (voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)).astype(np.float32)
-        for _ in range(1000):
-            nz = get(noise_files[int(rng.integers(0, len(noise_files)))])
-            if rms_db(nz) < SILENCE_DB:
-                continue
-            if len(nz) > length:
-                noise = nz[_active_start(rng, nz, length):][:length]
-            else:
-                noise = loop_to(nz, length, int(rng.integers(0, len(nz))))
-            if rms_db(noise) >= SILENCE_DB:
-                break
-        else:
-            raise ValueError(f"no non-silent noise found in {noise_dir}")
-        voice, noise = mix_at_snr(voice, noise, snr)
-        voice, noise = limit_peak(voice, noise)
+        voice = _speech_excerpt(rng, load(sp), length, rirs, p_reverb, sp)
+        noise = _noise_excerpt(rng, noise_files, load, length, noise_dir)
+        voice, noise = limit_peak(*mix_at_snr(voice, noise, snr))
         sub = write_item(out, i, voice, noise, snr, sample_rate, subtype)
         items.append(LayoutItem(sub, snr, sub / f"mix_snr_{snr}.wav", sub / "voice.wav", sub / "noise.wav"))
     return items
+
+
+def _speech_excerpt(rng: np.random.Generator, speech: np.ndarray, length: int, rirs: Sequence[np.ndarray],
+                    p_reverb: float, name: Path) -> np.ndarray:
+    """A ``length`` excerpt of ``speech`` (time,) at a random non-silent offset, reverberated with
+    a random one of ``rirs`` with probability ``p_reverb``, at SPEECH_LEVEL_DB RMS: (length,)
+    float32; a ValueError when it is silent (``name``: the file, for the message)."""
+    start = _active_start(rng, speech, length)
+    if rirs and rng.random() < p_reverb:
+        voice = reverberant_excerpt(speech, start, length, rirs[int(rng.integers(0, len(rirs)))])
+    else:
+        voice = loop_to(speech, length, start)
+    if rms_db(voice) < SILENCE_DB:
+        raise ValueError(f"{name} is silent")
+    return (voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)).astype(np.float32)
+
+
+def _noise_excerpt(rng: np.random.Generator, files: Sequence[Path], load: Callable[[Path], np.ndarray], length: int,
+                   folder: str | Path) -> np.ndarray:
+    """A non-silent ``length`` excerpt, (length,), of a random one of the noise ``files`` (read
+    with ``load``, (time,)): silent files skipped, short ones looped; a ValueError (naming
+    ``folder``) after 1000 silent draws."""
+    for _ in range(1000):
+        nz = load(files[int(rng.integers(0, len(files)))])
+        if rms_db(nz) < SILENCE_DB:
+            continue
+        if len(nz) > length:
+            noise = nz[_active_start(rng, nz, length):][:length]
+        else:
+            noise = loop_to(nz, length, int(rng.integers(0, len(nz))))
+        if rms_db(noise) >= SILENCE_DB:
+            return noise
+    raise ValueError(f"no non-silent noise found in {folder}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint
+from . import modelfile
 from .errors import ModelError
 from .models.base import SeparationModel
 from .registry import build_model
@@ -311,4 +311,4 @@ def load_resolved(res: Resolved, device: str | torch.device = "cpu") -> Separati
             model = build_model(arch, config)
         return model.to(device).eval()
     assert res.path is not None
-    return checkpoint.load_model(res.path, device)
+    return modelfile.load_model(res.path, device)

@@ -12,10 +12,10 @@ import torch
 from click.testing import CliRunner
 from rich.console import Console
 
-import deepsep.api
 import deepsep.cli
+import deepsep.modelcache
 from deepsep.api import OutputOptions, atten_lim_matrix, limit_attenuation, stem_matrix
-from deepsep.checkpoint import save_model
+from deepsep.modelfile import save_model
 from deepsep.cli import main
 from deepsep.errors import ModelError, UsageError
 from deepsep.registry import build_model
@@ -81,8 +81,8 @@ def test_separate_picks_model_per_file_and_loads_each_once(rate_manifest, tmp_pa
     files = [write_audio("a8.wav", 0.5, 8000), write_audio("b16.flac", 0.5, 16000), write_audio("c44.wav", 0.5, 44100),
              write_audio("d8.wav", 0.5, 8000)]
     loads: list[str] = []
-    real = deepsep.api.load_resolved
-    monkeypatch.setattr(deepsep.api, "load_resolved", lambda res, *a, **k: loads.append(res.name) or real(res, *a, **k))
+    real = deepsep.modelcache.load_resolved
+    monkeypatch.setattr(deepsep.modelcache, "load_resolved", lambda res, *a, **k: loads.append(res.name) or real(res, *a, **k))
     monkeypatch.setattr(deepsep.cli, "out", Console(width=300))  # the whole summary table on one line per file
     missing = tmp_path / "missing.wav"  # its rate cannot be read: it fails alone, the others go on
     res = run("separate", *map(str, files), str(missing), "-m", "voice", "-o", str(tmp_path / "out"))

@@ -539,7 +539,7 @@ def test_signals_remove_partial_files(tmp_path, signum, status, jobs):
 
 
 def test_local_model_file_is_refused_unless_vouched_for_or_trusted(tmp_path, write_audio):
-    from deepsep.checkpoint import save_model
+    from deepsep.modelfile import save_model
     from deepsep.weights import get_model
 
     src = write_audio("a.wav")

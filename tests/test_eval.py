@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from deepsep.cli import main
-from deepsep.evaluation import oracle_irm, score
+from deepsep.evaluation import evaluate, in_memory, oracle_irm, score, speech_items
 from deepsep.metrics import sdr, si_sdr
 from deepsep.perceptual import PESQ_MISSING, pesq_available, pesq_score, stoi_score
 
@@ -110,6 +110,7 @@ def test_eval_speech_layout_reports(tmp_path, monkeypatch):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 3 * 2 and {"item", "method", "source", "si_sdr", "pesq"} <= set(rows[0])
     assert "| model | voice | all |" in (out / "summary.md").read_text()
+    assert not list(out.glob(".*"))  # reports written in place: no temporary files
     for png in (out / "si_sdri_distribution.png", out / "spectrograms_0000.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         import matplotlib.image
@@ -129,8 +130,8 @@ def test_eval_music_layout(tmp_path):
 
 def test_prepare_and_eval_music_track_folders(tmp_path, monkeypatch):
     """`data prepare --only music` links the held-out track folders (Opus stems, no mixture file,
-    some without bass); eval separates the sum of the stems from a temporary file it removes,
-    and scores only the known stems."""
+    some without bass); eval separates the sum of the stems from memory (no temporary file), and
+    scores only the known stems."""
     from deepsep.musdb import SHARED_MUSDB7, split_tracks
 
     shared = tmp_path / "shared"
@@ -156,7 +157,7 @@ def test_prepare_and_eval_music_track_folders(tmp_path, monkeypatch):
                                     "--baselines", "-o", str(tmp_path / "r"), "--plot-items", "0"],
                              catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert not list(scratch.iterdir())  # the temporary mixtures are gone
+    assert not list(scratch.iterdir())  # no temporary file was written
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     scored = {(r["item"], r["source"]) for r in report["items"] if r["method"] == "model"}
     for item in held_out[:4]:
@@ -165,6 +166,23 @@ def test_prepare_and_eval_music_track_folders(tmp_path, monkeypatch):
         assert {s for i, s in scored if i == item} == expected
     mixture_rows = [r for r in report["items"] if r["method"] == "mixture"]
     assert all(r["si_sdri"] == pytest.approx(0, abs=1e-9) for r in mixture_rows)
+
+
+def test_items_in_memory_score_as_their_files(tmp_path):
+    """Items read once into memory (training validation's) give the numbers of the files, which
+    are not read again."""
+    import shutil
+
+    import deepsep
+
+    make_speech_set(tmp_path / "set")
+    model = deepsep.load_model("tiny-test")
+    from_files = evaluate(model, speech_items(tmp_path / "set"), perceptual=False).rows
+    items = [in_memory(it) for it in speech_items(tmp_path / "set")]
+    assert all(isinstance(it.mixture, np.ndarray) and it.rate == RATE for it in items)
+    shutil.rmtree(tmp_path / "set")
+    assert evaluate(model, items, perceptual=False).rows == from_files
+    assert evaluate(model, items, perceptual=False).rows == from_files  # and again
 
 
 def test_eval_errors(tmp_path):

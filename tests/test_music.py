@@ -14,10 +14,10 @@ import torch
 
 from deepsep import musdb
 from deepsep.audio import resample
-from deepsep.checkpoint import load_model
+from deepsep.modelfile import load_model
 from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
-from deepsep.train.loop import load_checkpoint, model_from_checkpoint
+from deepsep.train.checkpoints import load_checkpoint, model_from_checkpoint
 from deepsep.train.adversary import Adversary
 from deepsep.train.music import (MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
                                  load_data, train_music, trained_on)
@@ -504,8 +504,8 @@ def test_listen_writes_excerpts_and_every_models_stems_and_refuses_to_overwrite(
 
 
 def test_music_validation_gives_the_numbers_of_deepsep_eval(tmp_path):
-    from deepsep.evaluation import detect_items, evaluate
-    from deepsep.train.music import evaluate_music
+    from deepsep.evaluation import detect_items, evaluate, stft_settings
+    from deepsep.train.validation import baselines, evaluate_music
 
     root = tmp_path / "data"
     for i in range(3):
@@ -514,6 +514,10 @@ def test_music_validation_gives_the_numbers_of_deepsep_eval(tmp_path):
     torch.manual_seed(0)
     model = build_model("music_masker", TINY).eval()
     ours = evaluate_music(model, data)["sdr"]
-    rows = [r for r in evaluate(model, detect_items(root)).rows if r["item"] in data.valid_names]
-    for s in musdb.SOURCES:  # the cache holds float16 audio: equal within its rounding
-        assert ours[s] == pytest.approx(np.mean([r["sdr"] for r in rows if r["source"] == s]), abs=0.02)
+    rows = [r for r in evaluate(model, detect_items(root), baselines=True).rows if r["item"] in data.valid_names]
+    base = baselines(data, *stft_settings(model, musdb.SAMPLE_RATE))  # the oracle mask of deepsep eval --baselines
+    for method, name in (("model", None), ("mixture", "mixture"), ("oracle-irm", "irm1")):
+        for s in musdb.SOURCES:  # the cache holds float16 audio: equal within its rounding
+            expected = np.mean([r["sdr"] for r in rows if r["method"] == method and r["source"] == s])
+            assert (base[name] if name else ours)[s] == pytest.approx(expected, abs=0.02)
+    assert all(base["irm2"][s] > base["mixture"][s] for s in musdb.SOURCES)

@@ -8,11 +8,13 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from deepsep.checkpoint import load_model
+from deepsep.modelfile import load_model
 from deepsep.commands.train import train as train_group
 from deepsep.errors import UsageError
-from deepsep.train import TrainOptions, export_model, load_checkpoint, train
-from deepsep.train.loop import loss_fn, lr_at, make_model, model_from_checkpoint
+from deepsep.train import VoiceTrainOptions, export_model, load_checkpoint, train
+from deepsep.train.checkpoints import init_weights, model_from_checkpoint
+from deepsep.train.core import lr_at, make_model
+from deepsep.train.voice import voice_loss
 from deepsep.weights import load_manifest, sha256_file
 
 SR = 8000
@@ -49,7 +51,7 @@ def _opts(dirs, tmp_path, model="unet", **kw):
         valid_every=5, log_every=1, threads=1,
     )
     base.update(kw)
-    return TrainOptions(**base)
+    return VoiceTrainOptions(**base)
 
 
 def _losses(path):
@@ -68,8 +70,8 @@ def test_training_lowers_the_loss(dirs, tmp_path, model):
     fresh = make_model(opts).eval()
     trained = model_from_checkpoint(tmp_path / "run" / "last.pt")
     with torch.no_grad():
-        before = float(loss_fn(fresh, batch[0], batch[1], opts))
-        after = float(loss_fn(trained, batch[0], batch[1], opts))
+        before = float(voice_loss(fresh, batch[0], batch[1], opts))
+        after = float(voice_loss(trained, batch[0], batch[1], opts))
     assert after < before
     assert ck["step"] == 40 and (tmp_path / "run" / "best.pt").is_file()
     log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
@@ -128,7 +130,7 @@ def test_ema_is_validated_saved_as_best_and_resumed(dirs, tmp_path):
 
 
 def test_lr_schedule():
-    o = TrainOptions(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    o = VoiceTrainOptions(steps=100, warmup=10, lr=1.0, min_lr_ratio=0.1)
     assert lr_at(o, 0) == pytest.approx(0.1)
     assert lr_at(o, 10) == pytest.approx(1.0)
     assert lr_at(o, 100) == pytest.approx(0.1)
@@ -234,8 +236,6 @@ def test_wideband_training_with_augmentation(dirs, tmp_path, monkeypatch):
 
 
 def test_init_continues_from_given_weights_and_export_records_stages(dirs, tmp_path, monkeypatch):
-    from deepsep.train.loop import init_weights
-
     train(_opts(dirs, tmp_path, steps=3, ckpt_every=3, valid_every=3))
     manifest = tmp_path / "w" / "m.json"
     manifest.parent.mkdir()
@@ -269,9 +269,9 @@ def test_perceptual_loss_terms(dirs, tmp_path, model):
         str(dirs / "speech" / "train"), str(dirs / "noise" / "train"), SR, 4000, seed=1)
     mix, voice, _ = mixer.batch(4)
     net = make_model(_opts(dirs, tmp_path, model))
-    plain = loss_fn(net, mix, voice, _opts(dirs, tmp_path, model))
+    plain = voice_loss(net, mix, voice, _opts(dirs, tmp_path, model))
     opts = _opts(dirs, tmp_path, model, mag_power=0.3, stft_weight=1.0, steps=30, valid_every=30, ckpt_every=30)
-    both = loss_fn(net, mix, voice, opts)
+    both = voice_loss(net, mix, voice, opts)
     both.backward()
     assert torch.isfinite(both) and float(both.detach()) != float(plain.detach())
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
@@ -318,3 +318,17 @@ def test_validation_gives_the_numbers_of_deepsep_eval(dirs, tmp_path):
     assert voice["si_sdr_mean"] == pytest.approx(logged["si_sdr"], abs=2e-3)
     assert voice["si_sdri_mean"] == pytest.approx(logged["si_sdri"], abs=2e-3)
     assert voice["sdr_mean"] == pytest.approx(logged["sdr"], abs=2e-3)
+
+
+def test_command_line_records_the_options_as_given():
+    """The training command a manifest records (voice and music alike): the options given, in their
+    long form, a repeatable option once per value (not its tuple)."""
+    from deepsep.commands.command_line import command_line
+    from deepsep.commands.train import unet
+    from deepsep.commands.train_music import music
+
+    ctx = music.make_context("music", ["--extra", "runs/eif6", "--extra", "a b", "--supervised-only", "--steps", "5",
+                                       "-o", "runs/x"])
+    assert command_line(ctx) == "music --extra runs/eif6 --extra 'a b' --supervised-only --steps 5 --out runs/x"
+    ctx = unet.make_context("unet", ["--steps", "5", "-o", "r", "--no-progress", "--lr", "2e-3"])
+    assert command_line(ctx) == "unet --steps 5 --lr 0.002 --out r --no-progress"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsep.checkpoint import load_model, read_header, save_model
+from deepsep.modelfile import load_model, read_header, save_model
 from deepsep.errors import ModelError
 from deepsep.weights import get_model, load_manifest, resolve, sha256_file
 

@@ -149,7 +149,7 @@ def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, sec
     """Write song excerpts with each model's stems beside them, to hear what changed."""
     from pathlib import Path
 
-    from ..api import set_threads
+    from ..options import set_threads
     from ..audio import AUDIO_EXTENSIONS
     from ..console import reported
     from ..errors import DeepsepError, UsageError

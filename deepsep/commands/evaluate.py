@@ -17,7 +17,7 @@ from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError
 from ..perceptual import PESQ_MISSING, pesq_available
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
-from ..reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
+from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file
 
 out = Console()
@@ -33,7 +33,7 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
         if not path.is_file():
             raise DeepsepError(f"checkpoint not found: {path}")
         if path.suffix == ".pt":
-            from ..train.loop import model_from_checkpoint
+            from ..train.checkpoints import model_from_checkpoint
 
             model = model_from_checkpoint(path).to(device)
         else:

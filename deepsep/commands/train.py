@@ -6,16 +6,18 @@ Defaults reproduce the shipped weights from ``../shared/data`` (run from the rep
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
 from ..console import reported
 from ..errors import UsageError
-from ..train.loop import DATA, TrainOptions, prepare_run_folder, train as run_training
+from ..train.checkpoints import prepare_run_folder
+from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
+from ..train.voice import DATA, VoiceTrainOptions
+from ..train.voice import train as run_training
+from .command_line import command_line
 
 WIDE = DATA / "wideband"
 #: the 16 kHz data and augmentation of the wide-band recipes
@@ -46,7 +48,7 @@ RECIPES: dict[str, dict] = {
                          ckpt_every=100, **_WIDEBAND),
 }
 #: what an export of each recipe records (training data and licence of the weights)
-EXPORT = {
+EXPORT: dict[str, dict[str, Any]] = {
     "unet": dict(half=True), "convtasnet": dict(half=False),
     "unet16": dict(half=True, trained_on=TRAINED_ON_16K, license=LICENSE_16K),
     "convtasnet16": dict(half=False, trained_on=TRAINED_ON_16K, license=LICENSE_16K),
@@ -113,10 +115,10 @@ def _run(recipe: str, kw: dict) -> None:
         if v is not None:
             d[k] = v
     d.setdefault("out", f"runs/{recipe}")
-    opts = TrainOptions(**d)
+    opts = VoiceTrainOptions(**d)
     with reported():
         prepare_run_folder(opts.out_dir, resume, overwrite)
-    command = "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line(click.get_current_context())
 
     def echo(rec: dict) -> None:
         if rec.get("event") == "valid":

@@ -9,29 +9,13 @@ MUSDB18 excerpts of the shipped ``music-4stem`` weights, which were trained on t
 from __future__ import annotations
 
 import json
-import shlex
 
 import click
 
 from ..console import reported
-from ..train.loop import prepare_run_folder
+from ..train.checkpoints import model_from_checkpoint, prepare_run_folder
 from ..train.music import MUSIC_DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The command as typed: the command path and the options given on the command line."""
-    from click.core import ParameterSource
-
-    parts = [ctx.command_path]
-    for p in ctx.command.params:
-        if ctx.get_parameter_source(p.name) != ParameterSource.COMMANDLINE:
-            continue
-        value = ctx.params[p.name]
-        if getattr(p, "is_flag", False):
-            parts.append(p.opts[-1] if value else (p.secondary_opts or [p.opts[-1]])[0])
-        else:
-            parts += [p.opts[-1], shlex.quote(str(value))]
-    return " ".join(parts)
+from .command_line import command_line
 
 
 def _fmt(d: dict) -> str:
@@ -117,7 +101,7 @@ def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_min
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     best = opts.out_dir / "best.pt"
-    command = _command_line(click.get_current_context())
+    command = command_line(click.get_current_context())
     commands = opts.out_dir / "commands.txt"  # the run's training commands, for the manifest
     if evaluate_only and export_name:
         if not best.is_file():
@@ -127,8 +111,6 @@ def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_min
         click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
         return
     if evaluate_only:
-        from ..train.loop import model_from_checkpoint
-
         if not best.is_file():
             raise click.ClickException(f"{best} not found: train first")
         model = model_from_checkpoint(best)

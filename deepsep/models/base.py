@@ -10,7 +10,7 @@ A model maps a mixture ``(batch, channels, time)`` to its sources
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -44,16 +44,28 @@ class ModelConfig:
         return cls(**kw)
 
 
-class SeparationModel(nn.Module):
-    """Base class: holds the config and exposes what the separation path reads."""
+@dataclass(frozen=True)
+class StftConfig(ModelConfig):
+    """Config of a spectrogram model: its STFT window (``n_fft`` samples, Hann) and hop."""
+
+    n_fft: int = 512
+    hop: int = 128
+
+
+C = TypeVar("C", bound=ModelConfig)
+S = TypeVar("S", bound=StftConfig)
+
+
+class SeparationModel(nn.Module, Generic[C]):
+    """Base class: holds its typed config (``C``) and exposes what the separation path reads."""
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: segment length in seconds that suits the model when the user gives none
     default_segment: ClassVar[float] = 8.0
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: C):
         super().__init__()
-        self.config = config
+        self.config: C = config
 
     @property
     def sample_rate(self) -> int:
@@ -71,8 +83,30 @@ class SeparationModel(nn.Module):
     def frame_stride(self) -> int:
         """Samples between the model's analysis frames (its STFT hop or encoder stride): the
         period of its time grid, over which ``--shifts`` spreads its offsets."""
-        return int(getattr(self.config, "hop", 1))
+        return 1
+
+    def set_normalisation(self, mix: torch.Tensor) -> None:
+        """Set input statistics from example mixtures (batch, channels, time) before training:
+        a model with a learned input normalisation overrides this; the others need nothing."""
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """(batch, channels, time) -> (batch, sources, channels, time)."""
         raise NotImplementedError
+
+
+class SpectrogramMasker(SeparationModel[S]):
+    """A model that masks the mixture's STFT (``config.n_fft``, ``config.hop``): the U-Nets,
+    the music masker, the tiny test model. Training losses and oracle masks read its STFT."""
+
+    @property
+    def frame_stride(self) -> int:
+        return self.config.hop
+
+    def separate_with_spec(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mix (batch, channels, time) -> (stems (batch, sources, channels, time), the model's
+        masks, the mixture spectrogram (batch, channels, freq, frames)) for the training losses."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, time) -> (batch, sources, channels, time)."""
+        return self.separate_with_spec(mix)[0]

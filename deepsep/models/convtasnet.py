@@ -15,10 +15,12 @@ projection with equal weights; then ``v' + n' = mix`` exactly (up to float round
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torchaudio.models import ConvTasNet as _TorchaudioConvTasNet
 
+from ..metrics import si_sdr
 from .base import ModelConfig, SeparationModel
 from .fast_layers import speed_up
 
@@ -35,7 +37,7 @@ class ConvTasNetConfig(ModelConfig):
     msk_activate: str = "sigmoid"
 
 
-class ConvTasNet(SeparationModel):
+class ConvTasNet(SeparationModel[ConvTasNetConfig]):
     """(batch, channels=1, time) -> (batch, sources=2 [voice, noise], channels=1, time)."""
 
     config_class = ConvTasNetConfig
@@ -67,3 +69,26 @@ class ConvTasNet(SeparationModel):
         est = self.net(mix)  # (batch, sources, time); torchaudio pads to its stride internally
         est = est + (mix - est.sum(dim=1, keepdim=True)) / est.shape[1]
         return est.unsqueeze(2)
+
+
+class ConvTasNetLossOptions(Protocol):
+    """The training options that Conv-TasNet's loss reads."""
+
+    @property
+    def noise_weight(self) -> float: ...
+
+
+def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor,
+                  opts: ConvTasNetLossOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv-TasNet's training loss on a batch: mix, voice (batch, channels=1, time) -> (loss,
+    stems (batch, sources, channels, time)).
+
+    Negative SI-SNR (Luo & Mesgarani) of the voice, or with ``noise_weight`` the weighted mean over
+    voice and noise (noise = mix - voice): the noise term fixes the voice's scale, which SI-SNR
+    alone leaves free, so that the stems are at the right level (SDR) and not only in shape (SI-SDR).
+    """
+    stems = model(mix)
+    loss = -si_sdr(stems[:, 0], voice).mean()
+    if opts.noise_weight:
+        loss = (loss - opts.noise_weight * si_sdr(stems[:, 1], mix - voice).mean()) / (1 + opts.noise_weight)
+    return loss, stems

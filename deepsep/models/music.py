@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from ..dsp import apply_masks, istft, stft, wiener
-from .base import ModelConfig, SeparationModel
+from .base import SpectrogramMasker, StftConfig
 
 EPS = 1e-4
 
 
 @dataclass(frozen=True)
-class MusicMaskerConfig(ModelConfig):
+class MusicMaskerConfig(StftConfig):
     sample_rate: int = 44100
     audio_channels: int = 2
     sources: tuple[str, ...] = ("vocals", "drums", "bass", "other")
@@ -52,7 +52,7 @@ class MusicMaskerConfig(ModelConfig):
         return min(total, int(math.ceil(self.max_freq * self.n_fft / self.sample_rate)) + 1)
 
 
-class MusicMasker(SeparationModel):
+class MusicMasker(SpectrogramMasker[MusicMaskerConfig]):
     config_class = MusicMaskerConfig
     default_segment = 10.0
 
@@ -72,7 +72,7 @@ class MusicMasker(SeparationModel):
 
     def features(self, mag: torch.Tensor) -> torch.Tensor:
         """(batch, channels, freq, frames) magnitudes -> (batch, frames, channels * bins) network input."""
-        cfg: MusicMaskerConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         b, c, _, n = mag.shape
         x = torch.log(mag[:, :, : cfg.bins] + EPS)
         return x.permute(0, 3, 1, 2).reshape(b, n, c * cfg.bins)
@@ -83,7 +83,7 @@ class MusicMasker(SeparationModel):
         ``full``: masks for every bin (freq' = freq); else only the bins the network sees
         (freq' = ``config.bins``; what training uses, as the losses are computed there).
         """
-        cfg: MusicMaskerConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         b, c, nf, n = spec.shape
         s, f = len(cfg.sources), cfg.bins
         x = (self.features(spec.abs()) - self.input_mean) * self.input_scale
@@ -101,7 +101,7 @@ class MusicMasker(SeparationModel):
 
     def separate_with_spec(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(stems (batch, sources, channels, time), masks, mixture STFT) for training losses."""
-        cfg: MusicMaskerConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         spec = stft(mix, cfg.n_fft, cfg.hop)
         m = self.masks(spec)
         if cfg.wiener_iterations and not self.training:
@@ -110,14 +110,10 @@ class MusicMasker(SeparationModel):
             return istft(y, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
         return apply_masks(spec, m, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
 
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, time) -> (batch, sources, channels, time)."""
-        return self.separate_with_spec(mix)[0]
-
     @torch.no_grad()
     def set_normalisation(self, mix: torch.Tensor) -> None:
         """Initialise the input affine from example mixtures (batch, channels, time): zero mean, unit std."""
-        cfg: MusicMaskerConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         feats = self.features(stft(mix, cfg.n_fft, cfg.hop).abs()).reshape(-1, self.input_mean.numel())
         self.input_mean.copy_(feats.mean(0))
         self.input_scale.copy_(1.0 / (feats.std(0) + 1e-3))

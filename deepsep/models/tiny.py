@@ -12,16 +12,16 @@ import torch
 from torch import nn
 
 from ..dsp import apply_masks, stft
-from .base import ModelConfig, SeparationModel
+from .base import SpectrogramMasker, StftConfig
 
 
 @dataclass(frozen=True)
-class TinyConfig(ModelConfig):
+class TinyConfig(StftConfig):
     n_fft: int = 256
     hop: int = 64
 
 
-class TinyMasker(SeparationModel):
+class TinyMasker(SpectrogramMasker[TinyConfig]):
     config_class = TinyConfig
     default_segment = 2.0
 
@@ -30,11 +30,12 @@ class TinyMasker(SeparationModel):
         c, s = config.audio_channels, len(config.sources)
         self.proj = nn.Conv2d(c, s * c, kernel_size=1)
 
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, time) -> (batch, sources, channels, time)."""
-        cfg: TinyConfig = self.config  # type: ignore[assignment]
+    def separate_with_spec(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(batch, channels, time) -> (stems (batch, sources, channels, time),
+        masks (batch, sources, channels, freq, frames), mixture STFT (batch, channels, freq, frames))."""
+        cfg = self.config
         b, c, t = mix.shape
         spec = stft(mix, cfg.n_fft, cfg.hop)                    # (b, c, f, n)
         logits = self.proj(torch.log1p(spec.abs()))              # (b, s*c, f, n)
         masks = logits.view(b, len(cfg.sources), c, *logits.shape[-2:]).softmax(dim=1)
-        return apply_masks(spec, masks, cfg.n_fft, cfg.hop, t)
+        return apply_masks(spec, masks, cfg.n_fft, cfg.hop, t), masks, spec

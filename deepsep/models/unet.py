@@ -25,17 +25,19 @@ compressed with ``log1p``, so the mask does not depend on the input's gain.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..dsp import istft, stft
-from .base import ModelConfig, SeparationModel
+from ..metrics import si_sdr
+from .base import SeparationModel, SpectrogramMasker, StftConfig
 
 
 @dataclass(frozen=True)
-class UNetConfig(ModelConfig):
+class UNetConfig(StftConfig):
     n_fft: int = 512
     hop: int = 128
     #: channels of the six encoder layers (the decoder mirrors them)
@@ -46,7 +48,7 @@ class UNetConfig(ModelConfig):
     dropout_layers: int = 3
 
 
-class UNet(SeparationModel):
+class UNet(SpectrogramMasker[UNetConfig]):
     """(batch, channels=1, time) -> (batch, sources=2 [voice, noise], channels=1, time)."""
 
     config_class = UNetConfig
@@ -79,7 +81,7 @@ class UNet(SeparationModel):
 
     @property
     def freq_bins(self) -> int:
-        cfg: UNetConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         return (cfg.n_fft // 2 + 1) // self.multiple * self.multiple
 
     def mask(self, mag: torch.Tensor) -> torch.Tensor:
@@ -109,17 +111,13 @@ class UNet(SeparationModel):
             m = torch.cat([m, m[:, :, -1:].expand(b, c, f - fb, n)], dim=2)
         return m
 
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, time) -> (batch, sources, channels, time)."""
-        return self.separate_with_spec(mix)[0]
-
     def separate_with_spec(self, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stems plus what the training loss needs.
 
         mix: (batch, channels, time) -> (stems (batch, sources, channels, time),
         mask (batch, channels, freq, frames), mixture magnitude (batch, channels, freq, frames)).
         """
-        cfg: UNetConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         t = mix.shape[-1]
         spec = stft(mix, cfg.n_fft, cfg.hop)
         mag = spec.abs()
@@ -127,3 +125,37 @@ class UNet(SeparationModel):
         masks = torch.stack([m, 1.0 - m], dim=1)  # (b, 2, c, f, n)
         stems = istft(masks * spec.unsqueeze(1), cfg.n_fft, cfg.hop, t)
         return stems, m, mag
+
+
+class UNetLossOptions(Protocol):
+    """The training options that the U-Net's loss reads."""
+
+    @property
+    def mag_power(self) -> float: ...
+
+    @property
+    def si_weight(self) -> float: ...
+
+
+def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor,
+                  opts: UNetLossOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The U-Net's training loss on a batch: mix, voice (batch, channels=1, time) -> (loss, stems
+    (batch, sources, channels, time)).
+
+    L1 between the masked mixture magnitude and the voice magnitude (Jansson et al.), both divided
+    by the mixture's mean magnitude per example (the gain the network sees), plus ``si_weight``
+    times the negative SI-SDR of the voice waveform; with ``mag_power`` p the magnitudes are
+    compressed (|X|^p) before the L1, which weighs quiet bins more.
+    """
+    if not isinstance(model, UNet):
+        raise TypeError(f"the U-Net loss needs a U-Net, not a {type(model).__name__}")
+    stems, m, mag = model.separate_with_spec(mix)
+    cfg = model.config
+    vmag = stft(voice, cfg.n_fft, cfg.hop).abs()
+    p = opts.mag_power
+    est, ref = ((m * mag) ** p, vmag ** p) if p != 1.0 else (m * mag, vmag)
+    scale = (mag ** p if p != 1.0 else mag).mean(dim=(-2, -1), keepdim=True) + 1e-8
+    loss = ((est - ref).abs() / scale).mean()
+    if opts.si_weight:
+        loss = loss - opts.si_weight * si_sdr(stems[:, 0], voice).mean()
+    return loss, stems

@@ -1,10 +1,11 @@
-"""Training of the voice models (U-Net, Conv-TasNet): loop, checkpoints, validation, export."""
+"""Training: the core (options, step loop), checkpoints, the voice and music tasks, validation, export."""
 
+from .checkpoints import load_checkpoint
 from .export import export_model, update_manifest
-from .loop import TrainOptions, load_checkpoint, train
 from .validation import build_validation_set, evaluate
+from .voice import VoiceTrainOptions, train
 
 __all__ = [
-    "TrainOptions", "train", "load_checkpoint", "export_model", "update_manifest",
+    "VoiceTrainOptions", "train", "load_checkpoint", "export_model", "update_manifest",
     "build_validation_set", "evaluate",
 ]

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import load_model, save_model
+from ..modelfile import load_model, save_model
 from ..models.base import SeparationModel
 from ..weights import BUNDLED_DIR, sha256_file
-from .loop import load_checkpoint, model_from_checkpoint
+from .checkpoints import load_checkpoint, model_from_checkpoint
 from .validation import ValidationSet, evaluate, validation_set_for
 
 LICENSE = "CC BY-NC 3.0 (inherits UrbanSound8K terms); code MIT"
@@ -92,7 +92,7 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
 
     ``half`` stores the floating tensors as float16 (half the file size; the model is rebuilt in
     float32 when loaded). The metrics are measured on the exported file itself, reloaded with
-    :func:`deepsep.checkpoint.load_model`, on the run's validation set (``valid_dir``, default
+    :func:`deepsep.modelfile.load_model`, on the run's validation set (``valid_dir``, default
     the one the run used). With ``manifest`` the entry is merged into that file. ``earlier_stages``:
     the stages before this checkpoint's own, where ``--init`` was a file (see :func:`training_stages`).
     """

@@ -20,44 +20,42 @@ sources. The masking network ``g`` (:class:`~deepsep.models.music.MusicMasker`) 
 ``--supervised-only`` keeps only the supervised losses (the baseline under the same budget).
 All losses are computed on the STFT bins the network sees (up to ``max_freq``), in the STFT domain.
 
-Checkpoints are plain data (``torch.load(weights_only=True)``), as in :mod:`deepsep.train.loop`,
-plus the adversary's state; ``<out>/split.json`` records the validation tracks (held out by track).
+The step loop, options and checkpoints are the core's (:mod:`deepsep.train.core`,
+:mod:`deepsep.train.checkpoints`); a checkpoint also holds the adversary's state;
+``<out>/split.json`` records the validation tracks (held out by track).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..dsp import istft, stft
+from ..dsp import stft
 from ..errors import UsageError
-from ..metrics import sdr
 from ..models.base import SeparationModel
-from ..musdb import (SHARED_MUSDB7, SOURCES, MusicDataset, apply_gains, flip_signs, random_excerpt, remix,
-                     swap_channels)
-from ..registry import ARCHITECTURES, build_model
-from .export import REPO_ROOT
+from ..models.music import MusicMasker
+from ..musdb import SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix, swap_channels
 from .adversary import Adversary
-from .loop import JsonlLog, Run, init_weights, load_checkpoint, resume_from, run_steps, start_run
+from .checkpoints import load_checkpoint, model_from_checkpoint
+from .core import DATA, RunOptions, StepLoss, Validation, model_config, start_run, train_task
+from .export import REPO_ROOT
+from .validation import baselines, evaluate_music
 
-DATA = Path("..") / "shared" / "data"
 #: the default training tracks: MUSDB18's 7-s training excerpts, one folder of Opus stems per track
 MUSIC_DATA = DATA / SHARED_MUSDB7
 ARCH = "music_masker"
 
 
-@dataclass
-class MusicTrainOptions:
+@dataclass(kw_only=True)
+class MusicTrainOptions(RunOptions):
     """Everything a music run depends on (saved in its checkpoints and log)."""
 
     model: str = ARCH
-    config: dict[str, Any] = field(default_factory=dict)  # overrides of the model config
     data: str = str(MUSIC_DATA)
     extra: list[str] = field(default_factory=list)  # more track folders, for training only (e.g. music/eif)
     vocals: list[str] = field(default_factory=list)  # folders of a cappella files, for training only (music/pjs)
@@ -66,17 +64,13 @@ class MusicTrainOptions:
     mixtures: list[str] = field(default_factory=list)  # folders of unlabelled full mixes (music/songs)
     solo_minutes: float = 60.0           # at most this much of each vocals / drums / other folder
     mixture_minutes: float = 120.0       # at most this much of each mixtures folder (~11 MB of memory a minute)
-    init: str | None = None              # start from these weights (model name, .safetensors or .pt)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
     split_seed: int = 42
     steps: int = 20000
-    batch_size: int = 8
     lr: float = 2e-3
     d_lr: float = 2e-4
     warmup: int = 50
-    min_lr_ratio: float = 0.05
-    grad_clip: float = 5.0
     segment: float = 3.0                 # seconds
     supervised_only: bool = False
     wave_weight: float = 1.0             # waveform (complex STFT) loss
@@ -87,23 +81,13 @@ class MusicTrainOptions:
     identity_fraction: float = 0.25      # pure sources per step, as a fraction of the batch
     mixture_fraction: float = 0.5        # unlabelled song excerpts per step (with mixtures), as a fraction of the batch
     p_remix: float = 0.5                 # augmentation: stems from different tracks
-    device: str = "auto"
-    seed: int = 0
-    threads: int = 0
     out: str = "runs/music"
-    ckpt_every: int = 100
     valid_every: int = 250
-    max_minutes: float = 0.0
-    log_every: int = 10
 
     def __post_init__(self) -> None:
         if self.mixtures and self.supervised_only:
             raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
                              "drop --supervised-only")
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out)
 
 
 # ----------------------------------------------------------------------------- data
@@ -191,10 +175,25 @@ def mask_losses(masks: torch.Tensor, mix: torch.Tensor, target: torch.Tensor,
     return l1, wave
 
 
+@dataclass
+class _Part:
+    """Made-up examples in the generator's batch: mixture STFTs (n, channels, freq, frames), their
+    target stem STFTs (n, sources, channels, freq, frames), the known stems (n, sources) bool
+    (None: all), the weight of their loss and the name their L1 is logged by."""
+
+    mix: torch.Tensor
+    target: torch.Tensor
+    known: torch.Tensor | None
+    weight: float
+    name: str
+
+
 class MusicLoss:
     """The generator's losses on one batch of stems; keeps the previous step's estimates (pool)."""
 
     def __init__(self, model: SeparationModel, opts: MusicTrainOptions, adversary: Adversary | None):
+        if not isinstance(model, MusicMasker):
+            raise TypeError(f"the music losses need a MusicMasker, not a {type(model).__name__}")
         self.model, self.opts, self.adv = model, opts, adversary
         self.pool: torch.Tensor | None = None  # previous estimates, complex (b, s, c, f, n)
         self.gen = torch.Generator().manual_seed(opts.seed + 1)
@@ -204,137 +203,85 @@ class MusicLoss:
         """stems (batch, sources, channels, time), known (batch, sources) bool (default: all),
         songs (m, channels, time) unlabelled mixtures (semi-supervised only) -> (loss, parts,
         estimated mags (batch + m, sources, ...), real mags (batch, sources, ...))."""
-        cfg = self.model.config
-        o = self.opts
+        cfg, o = self.model.config, self.opts
         Y = stft(stems, cfg.n_fft, cfg.hop)[..., : cfg.bins, :]   # (b, s, c, f, n)
         X = Y.sum(dim=1)                                            # mixture = sum of stems
-        b, s = Y.shape[:2]
-        inputs, targets = [X], [Y]
-        n_syn = n_id = n_mix = 0
+        made_up: list[_Part] = []
+        song_mix = None  # unlabelled mixtures (m, c, f, n): no target, judged by the adversary
         if not o.supervised_only:
-            n_syn = min(b, round(b * o.synth_fraction)) if self.pool is not None else 0
-            n_id = min(b, round(b * o.identity_fraction))
-            if n_syn:  # estimated source i of example k + real other sources of example k+1
-                k = torch.arange(n_syn)
-                i = torch.randint(0, s, (n_syn,), generator=self.gen)
-                tgt = Y[(k + 1) % b].clone()
-                tgt[torch.arange(n_syn), i] = self.pool[k % len(self.pool), i]
-                inputs.append(tgt.sum(1))
-                targets.append(tgt)
-            if n_id:  # pure source i of example k: itself in stem i, silence elsewhere
-                k_id = torch.randperm(b, generator=self.gen)[:n_id]
-                i_id = torch.randint(0, s, (n_id,), generator=self.gen)
-                pure = Y[k_id, i_id]
-                tgt = torch.zeros_like(Y[:n_id])
-                tgt[torch.arange(n_id), i_id] = pure
-                inputs.append(pure)
-                targets.append(tgt)
-            if songs is not None and len(songs):  # unlabelled mixtures: no target, judged by the adversary
-                inputs.append(stft(songs, cfg.n_fft, cfg.hop)[..., : cfg.bins, :])
-                n_mix = len(songs)
-        Xa, Ya = torch.cat(inputs), torch.cat(targets)
-        M = self.model.masks(Xa, full=False)  # type: ignore[attr-defined]
-        parts: dict[str, float] = {}
-        l1, wave = mask_losses(M[:b], X, Y, known)
+            made_up = self._synthetic(Y, known) + self._identity(Y)
+            if songs is not None and len(songs):
+                song_mix = stft(songs, cfg.n_fft, cfg.hop)[..., : cfg.bins, :]
+        mixes = [X, *(p.mix for p in made_up), *([] if song_mix is None else [song_mix])]
+        M = self.model.masks(torch.cat(mixes), full=False)  # masks of all items, in that order
+        l1, wave = mask_losses(M[:len(X)], X, Y, known)
         loss = l1 + o.wave_weight * wave
-        parts.update(l1=float(l1.detach()), wave=float(wave.detach()))
-        if n_syn:
-            syn_known = None
-            if known is not None:  # the other example's mask, with the estimated stem known
-                syn_known = known[(k + 1) % b].clone()
-                syn_known[torch.arange(n_syn), i] = True
-            l1s, ws = mask_losses(M[b:b + n_syn], Xa[b:b + n_syn], Ya[b:b + n_syn], syn_known)
-            loss = loss + o.synth_weight * (l1s + o.wave_weight * ws)
-            parts["synth"] = float(l1s.detach())
-        if n_id:
-            j = b + n_syn
-            l1i, wi = mask_losses(M[j:j + n_id], Xa[j:j + n_id], Ya[j:j + n_id])
-            loss = loss + o.identity_weight * (l1i + o.wave_weight * wi)
-            parts["identity"] = float(l1i.detach())
-        mixes = torch.cat([X, Xa[len(Xa) - n_mix:]]) if n_mix else X  # labelled, then the songs
-        masks = torch.cat([M[:b], M[len(M) - n_mix:]]) if n_mix else M[:b]
+        parts = {"l1": float(l1.detach()), "wave": float(wave.detach())}
+        j = len(X)
+        for p in made_up:
+            l1, wave = mask_losses(M[j:j + len(p.mix)], p.mix, p.target, p.known)
+            loss = loss + p.weight * (l1 + o.wave_weight * wave)
+            parts[p.name] = float(l1.detach())
+            j += len(p.mix)
+        return self._adversarial(loss, parts, X, Y, M, song_mix)
+
+    def _synthetic(self, Y: torch.Tensor, known: torch.Tensor | None) -> list[_Part]:
+        """Synthetic mixtures (from the second step): the estimated source i of example k (the pool)
+        plus the real other sources of example k+1. Y: stem STFTs (b, s, c, f, n)."""
+        b, s = Y.shape[:2]
+        n = min(b, round(b * self.opts.synth_fraction))
+        if self.pool is None or not n:
+            return []
+        k = torch.arange(n)
+        i = torch.randint(0, s, (n,), generator=self.gen)
+        target = Y[(k + 1) % b].clone()
+        target[torch.arange(n), i] = self.pool[k % len(self.pool), i]
+        syn_known = None
+        if known is not None:  # the other example's mask, with the estimated stem known
+            syn_known = known[(k + 1) % b].clone()
+            syn_known[torch.arange(n), i] = True
+        return [_Part(target.sum(1), target, syn_known, self.opts.synth_weight, "synth")]
+
+    def _identity(self, Y: torch.Tensor) -> list[_Part]:
+        """Pure sources: source i of example k, to come back as itself in stem i and silence elsewhere."""
+        b, s = Y.shape[:2]
+        n = min(b, round(b * self.opts.identity_fraction))
+        if not n:
+            return []
+        k = torch.randperm(b, generator=self.gen)[:n]
+        i = torch.randint(0, s, (n,), generator=self.gen)
+        pure = Y[k, i]
+        target = torch.zeros_like(Y[:n])
+        target[torch.arange(n), i] = pure
+        return [_Part(pure, target, None, self.opts.identity_weight, "identity")]
+
+    def _adversarial(self, loss: torch.Tensor, parts: dict[str, float], X: torch.Tensor, Y: torch.Tensor,
+                     M: torch.Tensor, song_mix: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+        """Add the generator's adversarial loss on the estimated magnitudes of the labelled examples
+        (mixtures X, stems Y) and the songs (``song_mix``; their masks last in M); keep their
+        estimates (the songs' where there are any) for the next step's synthetic mixtures.
+        Returns (loss, parts, estimated mags, real mags of other examples)."""
+        b = len(X)
+        mixes = X if song_mix is None else torch.cat([X, song_mix])  # labelled, then the songs
+        masks = M[:b] if song_mix is None else torch.cat([M[:b], M[len(M) - len(song_mix):]])
         est_mag = masks * mixes.abs().unsqueeze(1)
         real_mag = Y.abs().roll(b // 2, dims=0)  # unpaired real sources (other examples)
-        if self.adv is not None and not o.supervised_only:
+        if self.adv is not None and not self.opts.supervised_only:
             g = self.adv.generator_loss(est_mag)
-            loss = loss + o.adv_weight * g
+            loss = loss + self.opts.adv_weight * g
             parts["g_adv"] = float(g.detach())
-            # the synthetic mixtures of the next step: estimates from the songs where there are any
-            self.pool = (masks[b:] * mixes[b:].unsqueeze(1) if n_mix else masks * mixes.unsqueeze(1)).detach()
+            pool = masks * mixes.unsqueeze(1) if song_mix is None else masks[b:] * mixes[b:].unsqueeze(1)
+            self.pool = pool.detach()
         return loss, parts, est_mag, real_mag
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _stem_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """(sources, channels, time) x2 -> (sources,) SDR over both channels (MDX global SDR)."""
-    return sdr(est.reshape(est.shape[0], -1), ref.reshape(ref.shape[0], -1))
-
-
-def _summary(per_track: list[torch.Tensor], sources: Sequence[str]) -> dict[str, Any]:
-    m = torch.stack(per_track).mean(0)
-    return {**{s: round(float(v), 3) for s, v in zip(sources, m)}, "avg": round(float(m.mean()), 3)}
-
-
-@torch.no_grad()
-def evaluate_music(model: SeparationModel, data: MusicDataset, names: Sequence[str] | None = None,
-                   device: str | torch.device = "cpu", segment: float | None = None) -> dict[str, Any]:
-    """Per-stem SDR (dB, mean over tracks) of ``model`` on whole tracks, through the pipeline and
-    metric code of ``deepsep eval`` (:func:`deepsep.evaluation.evaluate`)."""
-    from ..api import EngineOptions
-    from ..evaluation import EvalItem
-    from ..evaluation import evaluate as evaluate_items
-
-    names = list(names if names is not None else data.valid_names)
-
-    def references(name: str) -> Callable[[], tuple[dict[str, np.ndarray], int]]:
-        return lambda: ({s: data.stems(name)[i].astype(np.float32) for i, s in enumerate(SOURCES)}, data.sample_rate)
-
-    items = [EvalItem(n, "music", "", None, references(n), data.sample_rate) for n in names]
-    was = model.training
-    model.eval()
-    rows = evaluate_items(model, items, EngineOptions(segment=segment, device=str(device))).rows
-    model.train(was)
-    per = {s: float(np.mean([r["sdr"] for r in rows if r["source"] == s and not r.get("silent")]))
-           for s in model.sources}
-    return {"tracks": len(names), "sdr": {**{s: round(v, 3) for s, v in per.items()},
-                                          "avg": round(float(np.mean(list(per.values()))), 3)}}
-
-
-@torch.no_grad()
-def baselines(data: MusicDataset, n_fft: int, hop: int, names: Sequence[str] | None = None,
-              sources: Sequence[str] = ("vocals", "drums", "bass", "other")) -> dict[str, Any]:
-    """Per-stem SDR of the mixture as every estimate, and of oracle ideal ratio masks at (n_fft, hop):
-    ``irm1`` (magnitude ratios) and ``irm2`` (power ratios), applied to the mixture with its phase."""
-    names = list(names if names is not None else data.valid_names)
-    out: dict[str, list[torch.Tensor]] = {"mixture": [], "irm1": [], "irm2": []}
-    for n in names:
-        mix = torch.from_numpy(data.mixture(n).astype(np.float32))
-        ref = torch.from_numpy(data.stems(n).astype(np.float32))
-        out["mixture"].append(_stem_sdr(mix.expand_as(ref), ref))
-        X, Y = stft(mix, n_fft, hop), stft(ref, n_fft, hop)
-        for p in (1, 2):
-            w = Y.abs().pow(p)
-            m = w / w.sum(0, keepdim=True).clamp_min(1e-12)
-            out[f"irm{p}"].append(_stem_sdr(istft(m * X, n_fft, hop, mix.shape[-1]), ref))
-    return {k: _summary(v, sources) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------- loop
 
 
-def make_model(opts: MusicTrainOptions) -> SeparationModel:
-    config_cls, _ = ARCHITECTURES[opts.model]
-    base = config_cls().to_dict()
-    base.update(opts.config)
-    return build_model(opts.model, base)
-
-
 def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     """The run's tracks (decoded once into the cache) at the model's sample rate, split by track."""
-    config_cls, _ = ARCHITECTURES[opts.model]
-    sample_rate = config_cls.from_dict({**config_cls().to_dict(), **opts.config}).sample_rate
+    sample_rate = model_config(opts).sample_rate
     data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress,
                         extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums),
@@ -354,54 +301,63 @@ def require_known_stems(data: MusicDataset) -> None:
         raise ValueError(f"music validation needs all four stems of every validation track; unknown stems in: {listed}")
 
 
-def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
-                on_log: Callable[[dict[str, Any]], None] | None = None,
-                data: MusicDataset | None = None) -> dict[str, Any]:
-    """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    device, paths = start_run(opts, resume)
-    model = make_model(opts).to(device)
-    if opts.init:
-        init_weights(model, opts.init)
-    data = data or load_data(opts)
-    require_known_stems(data)
-    songs = list(data.songs.values())
-    batches = MusicBatches([data.stems(n) for n in data.train_names], int(round(opts.segment * model.sample_rate)),
-                           opts.seed, p_remix=opts.p_remix, known=[data.known[n] for n in data.train_names],
-                           songs=songs)
-    opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    adversary = None if opts.supervised_only else Adversary(model.audio_channels, len(model.sources), opts.d_lr, device)
-    step, best, prior = 0, -math.inf, 0.0
-    if resume:
-        ck = resume_from(paths[0], model, opt, batches)
-        if adversary is not None and "adversary" in ck:
-            adversary.load_state_dict(ck["adversary"])
-        step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
-    elif hasattr(model, "set_normalisation") and not opts.init:  # an --init model brings its own
-        model.set_normalisation(batches.batch(min(32, 4 * opts.batch_size))[0].sum(1).to(device))
-        batches = MusicBatches(batches.tracks, batches.segment, opts.seed, p_remix=opts.p_remix, known=batches.known,
-                               songs=songs)
-    loss_fn = MusicLoss(model, opts, adversary)
+class MusicTask:
+    """The music task for the step loop (a :class:`deepsep.train.core.Task`): batches of remixed
+    stems (and song excerpts), :class:`MusicLoss`, the adversary's step after the generator's,
+    validation by SDR on the validation tracks."""
 
-    def batch_loss() -> tuple[torch.Tensor, dict[str, float], Callable[[], dict[str, float]] | None]:
-        stems, known = batches.batch(opts.batch_size)
-        n_songs = round(opts.batch_size * opts.mixture_fraction) if songs and adversary is not None else 0
-        mixes = batches.songs_batch(n_songs).to(device) if n_songs else None
-        known = known.to(device)
-        loss, parts, est_mag, real_mag = loss_fn(stems.to(device), known, mixes)
+    best_key = "best_sdr"
+
+    def __init__(self, opts: MusicTrainOptions, model: SeparationModel, dataset: MusicDataset, device: torch.device,
+                 resume: bool = False):
+        self.opts, self.model, self.dataset, self.device = opts, model, dataset, device
+        self.data = self._batches()
+        self.adversary = (None if opts.supervised_only else
+                          Adversary(model.audio_channels, len(model.sources), opts.d_lr, device))
+        if not resume and not opts.init:  # an --init model brings its own
+            model.set_normalisation(self.data.batch(min(32, 4 * opts.batch_size))[0].sum(1).to(device))
+            self.data = self._batches()  # the run's batches start afresh
+        self.loss = MusicLoss(model, opts, self.adversary)
+        self.title = "train music" + (" (supervised)" if opts.supervised_only else " (adversarial)")
+
+    def _batches(self) -> MusicBatches:
+        d, o = self.dataset, self.opts
+        return MusicBatches([d.stems(n) for n in d.train_names], int(round(o.segment * self.model.sample_rate)), o.seed,
+                            p_remix=o.p_remix, known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()))
+
+    def step_loss(self) -> StepLoss:
+        o, adversary = self.opts, self.adversary
+        stems, known = self.data.batch(o.batch_size)
+        n_songs = round(o.batch_size * o.mixture_fraction) if self.data.songs and adversary is not None else 0
+        mixes = self.data.songs_batch(n_songs).to(self.device) if n_songs else None
+        known = known.to(self.device)
+        loss, parts, est_mag, real_mag = self.loss(stems.to(self.device), known, mixes)
         real_known = known.roll(len(known) // 2, dims=0)  # as real_mag: other examples' stems
         after = None if adversary is None else (lambda: {"d": adversary.step(real_mag, est_mag, real_known)})
         return loss, parts, after
 
-    log = JsonlLog(paths[2], on_log)
-    log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
-         "params": sum(p.numel() for p in model.parameters()), "train_tracks": len(data.train_names),
-         "valid_tracks": data.valid_names})
-    run = Run(opts, model, opt, batches, paths, batch_loss, evaluate=lambda m: evaluate_music(m, data, device=device),
-              score=lambda r: r["sdr"]["avg"], val_text=lambda r: f"SDR {r['sdr']['avg']:.2f} dB",
-              title="train music" + (" (supervised)" if opts.supervised_only else " (adversarial)"),
-              best_key="best_sdr",
-              states=lambda: {"adversary": adversary.state_dict()} if adversary is not None else None)
-    return run_steps(run, step, best, prior, log, progress)
+    def validate(self, model: SeparationModel) -> Validation:
+        res = evaluate_music(model, self.dataset, device=self.device)
+        return Validation(res, res["sdr"]["avg"], f"SDR {res['sdr']['avg']:.2f} dB")
+
+    def states(self) -> dict[str, Any]:
+        return {"adversary": self.adversary.state_dict()} if self.adversary is not None else {}
+
+    def load_states(self, ck: dict[str, Any]) -> None:
+        if self.adversary is not None and "adversary" in ck:
+            self.adversary.load_state_dict(ck["adversary"])
+
+
+def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = False,
+                on_log: Callable[[dict[str, Any]], None] | None = None,
+                data: MusicDataset | None = None) -> dict[str, Any]:
+    """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
+    device, paths, model = start_run(opts, resume)
+    data = data or load_data(opts)
+    require_known_stems(data)
+    task = MusicTask(opts, model, data, device, resume)
+    facts = {"train_tracks": len(data.train_names), "valid_tracks": data.valid_names}
+    return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
 
 
 # ----------------------------------------------------------------------------- export
@@ -430,14 +386,13 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     Metrics are measured on the exported file itself (reloaded) on the run's validation tracks,
     with the mixture and oracle-mask baselines at the model's STFT settings.
     """
-    from ..checkpoint import load_model, save_model
+    from ..modelfile import load_model, save_model
     from ..weights import BUNDLED_DIR
     from .export import manifest_entry, training_stages, update_manifest
 
     out_dir = Path(out_dir) if out_dir else BUNDLED_DIR
     ck = load_checkpoint(checkpoint)
-    model = build_model(ck["arch"], ck["config"])
-    model.load_state_dict(ck["model"])
+    model = model_from_checkpoint(checkpoint)
     if half:
         for p in list(model.parameters()) + list(model.buffers()):
             if p.is_floating_point():
@@ -456,7 +411,7 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
         "step": ck["step"],
         "method": "supervised only" if opts.supervised_only else "supervised + semi-supervised adversarial",
         **metrics,
-        "baselines": baselines(data, cfg.n_fft, cfg.hop, sources=reloaded.sources),  # type: ignore[attr-defined]
+        "baselines": baselines(data, cfg.n_fft, cfg.hop, sources=reloaded.sources),
     }
     description = description or (
             "Stereo 4-source spectrogram masking network (BLSTM, softmax masks, mixture phase); "

@@ -1,16 +1,26 @@
-"""The fixed validation set of the voice models and its evaluation with :mod:`deepsep.metrics`."""
+"""Validation during training, scored by :mod:`deepsep.evaluation` so that its numbers are ``deepsep eval``'s.
+
+Voice: the fixed validation set (:func:`build_validation_set`), held in memory (:class:`ValidationSet`),
+and :func:`evaluate`. Music: the held-out tracks of a :class:`~deepsep.musdb.MusicDataset`,
+:func:`evaluate_music` and the mixture and oracle-mask :func:`baselines`.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from ..api import EngineOptions
 from ..augment import room_impulse_responses
+from ..evaluation import EvalItem, baseline_estimates, in_memory, score_rows, sdr_means, speech_items
+from ..evaluation import evaluate as evaluate_items
 from ..models.base import SeparationModel
+from ..musdb import SOURCES, MusicDataset
 from ..voicedata import build_mixtures
 
 DEFAULT_VALID_SNRS = (-5, 0, 5, 10)
@@ -39,7 +49,7 @@ def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir:
     from ..voicedata import list_audio
 
     out = Path(out_dir)
-    params = {
+    params: dict[str, Any] = {
         "speech_dir": str(Path(speech_dir).resolve()), "noise_dir": str(Path(noise_dir).resolve()),
         "snrs": [int(s) for s in snrs], "clip_seconds": clip_seconds, "per_file": per_file,
         "sample_rate": sample_rate, "seed": seed, "version": 1,
@@ -68,23 +78,24 @@ def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir:
 
 
 class ValidationSet:
-    """The validation items of a folder (the voice/noise layout), read once: what
-    :func:`deepsep.evaluation.evaluate` scores, so that validation and ``deepsep eval`` agree."""
+    """The validation items of a folder (the voice/noise layout), their mixtures and references read
+    once and held in memory: what :func:`deepsep.evaluation.evaluate` scores, so that validation and
+    ``deepsep eval`` agree."""
 
     def __init__(self, root: str | Path, sample_rate: int = 8000):
-        from ..evaluation import speech_items
-
         self.root = Path(root)
         self.sample_rate = sample_rate
-        self.items = [_in_memory(it) for it in speech_items(self.root)]
+        self.items = [in_memory(it) for it in speech_items(self.root)]
 
 
-def _in_memory(item: Any) -> Any:
-    """An evaluation item whose references are read now and kept (validation repeats)."""
-    import dataclasses
-
-    refs = item.load_references()
-    return dataclasses.replace(item, load_references=lambda: refs)
+def _rows(model: SeparationModel, items: Sequence[EvalItem], engine: EngineOptions) -> list[dict[str, Any]]:
+    """The rows of :func:`deepsep.evaluation.evaluate` (no PESQ/STOI), the model in eval mode meanwhile."""
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_items(model, items, engine, perceptual=False).rows
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -92,14 +103,8 @@ def evaluate(model: SeparationModel, valid: ValidationSet, device: str | torch.d
     """Voice SI-SDR, SI-SDR improvement and SDR on the validation set (means, and per SNR), through
     the pipeline and metric code of ``deepsep eval`` (:func:`deepsep.evaluation.evaluate`, without
     PESQ/STOI)."""
-    from ..api import EngineOptions
-    from ..evaluation import evaluate as evaluate_items
-
-    was_training = model.training
-    model.eval()
-    rows = [r for r in evaluate_items(model, valid.items, EngineOptions(device=str(device)), perceptual=False).rows
+    rows = [r for r in _rows(model, valid.items, EngineOptions(device=str(device)))
             if r["source"] == "voice" and not r.get("silent")]
-    model.train(was_training)
 
     def means(rs: list[dict[str, Any]]) -> dict[str, float]:
         return {k: round(float(np.mean([r[k] for r in rs])), 3) for k in ("si_sdr", "si_sdri", "sdr")}
@@ -109,3 +114,44 @@ def evaluate(model: SeparationModel, valid: ValidationSet, device: str | torch.d
     snrs = sorted({int(r["group"].split()[-1]) for r in rows})
     res["per_snr"] = {str(snr): means([r for r in rows if int(r["group"].split()[-1]) == snr]) for snr in snrs}
     return res
+
+
+def _track_item(data: MusicDataset, name: str, sources: Sequence[str] = SOURCES) -> EvalItem:
+    """A track of ``data`` as an evaluation item: its stems (float32, named ``sources``) are the
+    references, their sum the mixture (separated from memory)."""
+    def references() -> tuple[dict[str, np.ndarray], int]:
+        return {s: data.stems(name)[i].astype(np.float32) for i, s in enumerate(sources)}, data.sample_rate
+
+    return EvalItem(name, "music", "", None, references, data.sample_rate)
+
+
+@torch.no_grad()
+def evaluate_music(model: SeparationModel, data: MusicDataset, names: Sequence[str] | None = None,
+                   device: str | torch.device = "cpu", segment: float | None = None) -> dict[str, Any]:
+    """Per-stem SDR (dB, mean over tracks, and their average) of ``model`` on whole tracks
+    (default: the validation tracks), through the pipeline and metric code of ``deepsep eval``
+    (:func:`deepsep.evaluation.evaluate`)."""
+    names = list(names if names is not None else data.valid_names)
+    rows = _rows(model, [_track_item(data, n) for n in names], EngineOptions(segment=segment, device=str(device)))
+    return {"tracks": len(names), "sdr": sdr_means(rows, model.sources)}
+
+
+#: the oracle masks of :func:`baselines`: (name, power of the magnitude ratios)
+IRMS = (("irm1", 1.0), ("irm2", 2.0))
+
+
+@torch.no_grad()
+def baselines(data: MusicDataset, n_fft: int, hop: int, names: Sequence[str] | None = None,
+              sources: Sequence[str] = SOURCES) -> dict[str, Any]:
+    """Per-stem SDR (as :func:`evaluate_music`) of the mixture as every estimate, and of oracle ideal
+    ratio masks at (n_fft, hop): ``irm1`` (magnitude ratios) and ``irm2`` (power ratios), applied to
+    the mixture with its phase (:func:`deepsep.evaluation.baseline_estimates`). As everywhere in
+    :mod:`deepsep.evaluation`, a stem with a silent reference is left out of the means."""
+    rows: list[dict[str, Any]] = []
+    for name in names if names is not None else data.valid_names:
+        item = _track_item(data, name, sources)
+        references, rate = item.load_references()
+        mixture = data.mixture(name).astype(np.float32)  # (channels, time)
+        methods = baseline_estimates(mixture, references, n_fft, hop, IRMS)
+        rows += score_rows(item, methods, references, mixture, rate, perceptual=False)
+    return {m: sdr_means([r for r in rows if r["method"] == m], sources) for m in ("mixture", *dict(IRMS))}

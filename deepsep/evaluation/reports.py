@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,34 +14,35 @@ METRICS = ("si_sdr", "si_sdri", "sdr", "pesq", "stoi")
 LABELS = {"si_sdr": "SI-SDR", "si_sdri": "SI-SDRi", "sdr": "SDR", "pesq": "PESQ", "stoi": "STOI"}
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def write_reports(rows: list[dict[str, Any]], summary: list[dict[str, Any]], meta: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    """report.json (meta, summary, items), items.csv and summary.md in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "report.json", "csv": out_dir / "items.csv", "markdown": out_dir / "summary.md"}
-    _atomic_write(paths["json"], json.dumps({**meta, "summary": summary, "items": rows}, indent=1))
-    columns = ["item", "group", "method", "source", "silent", *METRICS]
-    tmp = paths["csv"].with_name(".items.csv.partial")
-    with open(tmp, "w", newline="") as f:
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """items.csv: one line per (item, method, source), the metrics as columns."""
+    with open(path, "w", newline="") as f:
+        columns = ["item", "group", "method", "source", "silent", *METRICS]
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({**r, "silent": bool(r.get("silent"))})
-    tmp.replace(paths["csv"])
-    _atomic_write(paths["markdown"], markdown_summary(summary, meta))
+
+
+def write_reports(rows: list[dict[str, Any]], summary: list[dict[str, Any]], meta: dict[str, Any],
+                  out_dir: Path) -> dict[str, Path]:
+    """report.json (meta, summary, items), items.csv and summary.md in ``out_dir`` (written in
+    place: no temporary files)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "csv": out_dir / "items.csv", "markdown": out_dir / "summary.md"}
+    paths["json"].write_text(json.dumps({**meta, "summary": summary, "items": rows}, indent=1))
+    _write_csv(rows, paths["csv"])
+    paths["markdown"].write_text(markdown_summary(summary, meta))
     return paths
 
 
 def present_metrics(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """The metrics that the summary holds, in :data:`METRICS` order."""
     return [m for m in METRICS if any(f"{m}_mean" in s for s in summary)]
 
 
 def markdown_summary(summary: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """summary.md: the means (medians) per (method, source, group) as a table, and the command."""
     metrics = present_metrics(summary)
     lines = [
         f"# deepsep eval: {meta['model']['name']} on {meta['dataset']['name']}", "",
@@ -52,11 +54,13 @@ def markdown_summary(summary: Sequence[dict[str, Any]], meta: dict[str, Any]) ->
     for s in summary:
         cells = [f"{s[m + '_mean']:.2f} ({s[m + '_median']:.2f})" if f"{m}_mean" in s else "" for m in metrics]
         lines.append(f"| {s['method']} | {s['source']} | {s['group']} | {s['count']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Command: `{meta['command']}`", f"deepsep {meta['deepsep_version']}, model sha256 {meta['model']['sha256']}", ""]
+    lines += ["", f"Command: `{meta['command']}`",
+              f"deepsep {meta['deepsep_version']}, model sha256 {meta['model']['sha256']}", ""]
     return "\n".join(lines)
 
 
-def _pyplot():
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Model files as data: safetensors tensors plus JSON metadata (architecture, config, extras).
+"""The model-file format: safetensors tensors plus JSON metadata (architecture, config, extras).
 
 Never pickled classes: a model file is ``{name: tensor}`` and a string header with
 ``deepsep.arch`` (a registry key) and ``deepsep.config`` (the config dataclass as JSON).

@@ -1,0 +1,91 @@
+"""What a separation is asked for: the output options (which stems, format, names, existing
+outputs) and the engine options (segments, device, threads), as the commands and the API pass them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .audio import DEFAULT_FILENAME
+from .engine import resolve_device
+from .errors import UsageError
+
+#: a file whose outputs exist: refuse it (an error), overwrite them, or skip the file when all exist
+EXISTING_POLICIES = ("refuse", "overwrite", "skip")
+
+ProgressFn = Callable[[int, int | None], None]  # (frames done, total frames or None)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How stems are written: which, in what format, and what to do with peaks over full scale."""
+
+    stems: tuple[str, ...] | None = None  # keep only these sources
+    two_stems: str | None = None  # write this source and "no_<source>" (the rest summed)
+    fmt: str = "wav"
+    bits: int = 16
+    clip: str = "rescale"
+    atten_lim: float | None = None  # dB: the most a voice/noise model takes off the noise in `voice`
+    filename: str = DEFAULT_FILENAME  # where each stem goes under the output folder (--filename)
+    suffix: str | None = None  # instead: one stem beside the input, as <name><suffix>.<fmt> (--suffix)
+    existing: str = "refuse"  # outputs that exist already: one of EXISTING_POLICIES
+    mp3_bitrate: int | None = None  # kbit/s for --format mp3 (one of audio.MP3_LEVELS; None: 320)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs: segments, their overlap, the batch, the device, the shifts."""
+
+    segment: float | None = None  # seconds; None: the model's default
+    overlap: float = 0.25
+    batch_size: int = 1
+    device: str = "cpu"
+    shifts: int = 1  # passes per segment at offsets within one frame, averaged
+
+
+#: the defaults, shared (both are frozen)
+DEFAULT_OUTPUT = OutputOptions()
+DEFAULT_ENGINE = EngineOptions()
+
+
+def check_engine(engine: EngineOptions) -> None:
+    """Raise UsageError unless --segment, --overlap, --shifts and --batch-size are usable."""
+    if engine.segment is not None and not (engine.segment > 0 and math.isfinite(engine.segment)):
+        raise UsageError(f"--segment {engine.segment:g}: the segment length must be a positive number of seconds")
+    if not 0 <= engine.overlap < 1:
+        raise UsageError(f"--overlap {engine.overlap:g}: the overlap is a fraction of a segment, from 0 to below 1")
+    if engine.shifts < 1:
+        raise UsageError(f"--shifts {engine.shifts}: each segment is separated at least once (1 or more)")
+    if engine.batch_size < 1:
+        raise UsageError(f"--batch-size {engine.batch_size}: at least one segment per pass (1 or more)")
+
+
+def engine_options(device: str, segment: float | None = None, overlap: float = 0.25, batch_size: int | None = None,
+                   shifts: int = 1, threads: int | None = None) -> EngineOptions:
+    """A command's engine options, checked (:func:`check_engine`), with the device resolved
+    ('auto'), the batch size defaulted (1 on the CPU, 16 on a GPU) and torch's threads set
+    (:func:`set_threads`)."""
+    device = resolve_device(device)
+    if batch_size is None:
+        batch_size = 16 if device.startswith("cuda") else 1
+    engine = EngineOptions(segment, overlap, batch_size, device, shifts)
+    check_engine(engine)
+    set_threads(threads, device)
+    return engine
+
+
+def set_threads(threads: int | None, device: str) -> None:
+    """Set torch's CPU threads: ``threads`` (0: torch's default, one per core); when None, 1 on the
+    CPU (torch's default made runs on a busy 2-core machine 7-18x slower than one thread) and
+    torch's default on a GPU."""
+    if threads is None:
+        if device != "cpu":
+            return
+        threads = 1
+    if threads < 0:
+        raise UsageError(f"--threads {threads}: give 1 or more (0: torch's default, one per core)")
+    if threads:
+        torch.set_num_threads(threads)

@@ -1,0 +1,195 @@
+"""The one separation pipeline: a signal at any rate and channel count in, stems at that rate out.
+
+Blocks read from a file (:class:`~deepsep.audio.AudioReader`) or an array (:class:`ArrayReader`)
+are resampled to the model's rate (soxr, streaming), fitted to its channels and separated in
+overlapping segments (:class:`~deepsep.engine.StreamingSeparator`), resampled back, completed
+(what the stems miss of the input goes to the last source), turned into the requested stems (a
+(stems, sources) matrix, :mod:`deepsep.stems`) and handed to writers: hidden files on disk
+(:class:`~deepsep.audio.StemWriter`) or :class:`ArraySink` in memory. Memory stays bounded
+whatever the signal's length, except for what the sinks keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import AudioInfo, AudioReader, Fifo, StemWriter, StreamResampler
+from .engine import StreamingSeparator
+from .errors import AudioError
+from .models.base import SeparationModel
+from .options import DEFAULT_ENGINE, EngineOptions, ProgressFn
+
+
+class ArrayReader:
+    """A signal in memory, read like a file (:class:`AudioReader`'s ``info`` and ``blocks``), so that
+    arrays go through the very pipeline files do."""
+
+    def __init__(self, audio: np.ndarray, sample_rate: int):
+        """``audio``: (channels, time) float32."""
+        self.audio = audio
+        self.info = AudioInfo(sample_rate, audio.shape[0], audio.shape[1])
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        for start in range(0, self.audio.shape[1], frames):
+            yield self.audio[:, start:start + frames]
+
+
+class ArraySink:
+    """Collects written (channels, n) blocks in memory, like a StemWriter that never touches disk."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, block: np.ndarray) -> None:
+        self.blocks.append(block)
+
+    def array(self, frames: int) -> np.ndarray:
+        """The first ``frames`` samples, zero-padded if fewer came: (channels, frames)."""
+        data = np.concatenate(self.blocks, axis=-1)[:, :frames]
+        return np.pad(data, ((0, 0), (0, frames - data.shape[-1])))
+
+
+def pad_time(x: np.ndarray, frames: int) -> np.ndarray:
+    """``x`` (..., n) with zeros appended up to ``frames`` samples (as it is when n >= frames)."""
+    missing = frames - x.shape[-1]
+    if missing <= 0:
+        return x
+    return np.concatenate([x, np.zeros((*x.shape[:-1], missing), x.dtype)], -1)
+
+
+def residual_to_last(stems: np.ndarray, mixture: np.ndarray) -> np.ndarray:
+    """``stems`` (sources, channels, n) with what they miss of ``mixture`` (channels, n) added to
+    the last source (noise, other), so that they add up to it: (sources, channels, n)."""
+    out = stems.copy()
+    out[-1] += mixture - stems.sum(axis=0)
+    return out
+
+
+def mix_stems(matrix: np.ndarray, stems: np.ndarray) -> np.ndarray:
+    """The output stems (outputs, channels, n) that ``matrix`` (outputs, sources) makes of
+    ``stems`` (sources, channels, n)."""
+    return torch.einsum("os,sct->oct", torch.from_numpy(matrix), torch.from_numpy(stems)).numpy()
+
+
+def stream(
+    model: SeparationModel,
+    reader: AudioReader | ArrayReader,
+    writers: Sequence[StemWriter | ArraySink],
+    matrix: np.ndarray,
+    engine: EngineOptions,
+    progress: ProgressFn | None = None,
+    block_seconds: float = 5.0,
+) -> tuple[int, float]:
+    """Run the signal through resampler -> separator -> resampler -> ``matrix`` (outputs, sources)
+    -> one writer per output; (frames read, input peak).
+
+    What the stems, back at the input's rate, miss of the input (the band above the model's
+    Nyquist frequency when the input's rate is higher; rounding otherwise) goes to the model's
+    last source (noise, other), so that the stems always add up to the input.
+    """
+    info = reader.info
+    n_src = len(model.sources)
+    to_model = StreamResampler(info.sample_rate, model.sample_rate, info.channels)
+    from_model = StreamResampler(model.sample_rate, info.sample_rate, n_src * info.channels)
+    sep = StreamingSeparator(
+        model, info.channels, segment=engine.segment, overlap=engine.overlap,
+        batch_size=engine.batch_size, shifts=engine.shifts, device=engine.device,
+    )
+    inputs = Fifo(info.channels)  # input samples whose stems are not written yet
+
+    def emit(stems: torch.Tensor, last: bool = False) -> None:
+        """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers.
+        At the end, input samples that the round trip through the model's rate did not give back
+        (a sample or two of rounding) go to the last source too."""
+        back = from_model(stems.reshape(n_src * info.channels, -1).numpy(), last=last).reshape(n_src, info.channels, -1)
+        if last:
+            back = pad_time(back, len(inputs))
+        back = residual_to_last(back, inputs.pop(back.shape[-1]))
+        for w, block in zip(writers, mix_stems(matrix, back)):
+            w.write(block)
+
+    frames, peak = 0, 0.0
+    for block in reader.blocks(max(1, int(block_seconds * info.sample_rate))):
+        frames += block.shape[-1]
+        peak = max(peak, float(np.abs(block).max()))
+        inputs.push(block)
+        emit(sep.push(torch.from_numpy(to_model(block))))
+        if progress:
+            progress(frames, info.frames)
+    tail = to_model(np.zeros((info.channels, 0), dtype=np.float32), last=True)
+    stems = sep.push(torch.from_numpy(tail))
+    emit(torch.cat([stems, sep.flush()], dim=-1), last=True)
+    return frames, peak
+
+
+def collect_stems(model: SeparationModel, reader: AudioReader | ArrayReader, matrix: np.ndarray,
+                  engine: EngineOptions, block_seconds: float = 5.0) -> list[np.ndarray]:
+    """The stems that ``matrix`` (stems, sources) makes of the reader's signal, in memory: one
+    (channels, frames) array each, at the reader's rate."""
+    sinks = [ArraySink() for _ in range(matrix.shape[0])]
+    frames, _ = stream(model, reader, sinks, matrix, engine, None, block_seconds)
+    return [s.array(frames) for s in sinks]
+
+
+def separate_to_arrays(
+    model: SeparationModel, source: Path | ArrayReader, engine: EngineOptions = DEFAULT_ENGINE,
+    block_seconds: float = 5.0,
+) -> tuple[np.ndarray, int]:
+    """The model's sources for a file (or a signal in memory, as an :class:`ArrayReader`), in
+    memory: ((sources, channels, time), sample rate).
+
+    The same path as :func:`~deepsep.separation.separate_file` (same reading, resampling and
+    segmenting), for evaluation and plots; memory grows with the file, so keep it to test items.
+    """
+    matrix = np.eye(len(model.sources), dtype=np.float32)
+    if isinstance(source, ArrayReader):
+        return np.stack(collect_stems(model, source, matrix, engine, block_seconds)), source.info.sample_rate
+    with AudioReader(source) as reader:
+        return np.stack(collect_stems(model, reader, matrix, engine, block_seconds)), reader.info.sample_rate
+
+
+def as_signal(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+    """``audio``, (time,) or (channels, time), numpy or torch, checked and as a contiguous float32
+    (channels, time) numpy array; an AudioError for an empty or non-numeric array, NaN or
+    infinite samples, or a sample rate below 1 Hz."""
+    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if x.ndim not in (1, 2) or x.size == 0 or not np.issubdtype(x.dtype, np.number):
+        raise AudioError(f"audio must be a non-empty (time,) or (channels, time) array of numbers, not shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise AudioError("audio holds NaN or infinite samples")
+    if sample_rate < 1:
+        raise AudioError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+    return np.ascontiguousarray(x[None] if x.ndim == 1 else x, dtype=np.float32)
+
+
+def separate_signal(
+    model: SeparationModel, audio: np.ndarray | torch.Tensor, sample_rate: int, names: Sequence[str],
+    matrix: np.ndarray, engine: EngineOptions = DEFAULT_ENGINE,
+) -> dict[str, np.ndarray | torch.Tensor]:
+    """The stems ``names`` that ``matrix`` (stems, sources) makes of ``audio`` (see
+    :func:`separate_array`): {name: stem}, each shaped and typed like ``audio``."""
+    x = as_signal(audio, sample_rate)
+    stems = collect_stems(model, ArrayReader(x, int(sample_rate)), matrix, engine)
+    if np.ndim(audio) == 1:
+        stems = [stem[0] for stem in stems]
+    if isinstance(audio, torch.Tensor):
+        return {name: torch.from_numpy(stem) for name, stem in zip(names, stems)}
+    return {name: stem for name, stem in zip(names, stems)}
+
+
+def separate_array(
+    model: SeparationModel, audio: np.ndarray | torch.Tensor, sample_rate: int, engine: EngineOptions = DEFAULT_ENGINE,
+) -> dict[str, np.ndarray | torch.Tensor]:
+    """Separate a signal in memory: {source: stem}, each shaped and typed like ``audio``.
+
+    ``audio``: (time,) or (channels, time), a numpy array or a torch tensor, at ``sample_rate``
+    Hz, any rate and channel count. The pipeline of :func:`~deepsep.separation.separate_file`
+    (resampling to the model's rate and back, fitting channels, overlapping segments, what the
+    model cannot hear to its last source), so the stems add up to ``audio``.
+    """
+    return separate_signal(model, audio, sample_rate, model.sources, np.eye(len(model.sources), dtype=np.float32),
+                           engine)

@@ -1,0 +1,128 @@
+"""Training checkpoints: the one place that writes, resumes and reads them, and checks a run
+folder for them (commands import it).
+
+A checkpoint is plain data (``torch.save`` of dicts of tensors, numbers and strings, loadable with
+``weights_only=True``): ``arch`` (registry name), ``config`` and ``options`` (JSON), ``model`` and
+``optimizer`` state, ``step``, ``best`` (validation score), ``rng_torch``, ``data_rng`` (the batch
+source's state: a tensor or JSON), ``extra`` (JSON: elapsed seconds, validation) and any further
+state dicts of the task or the loop (``"adversary"``, ``"ema"``). The model files that ship are
+another format: :mod:`deepsep.modelfile`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from ..errors import UsageError
+from ..models.base import SeparationModel
+from ..registry import arch_name, build_model
+
+#: what a run keeps in its folder and ``--overwrite`` removes (split.json: a music run's validation split)
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl", "split.json")
+
+
+class BatchSource(Protocol):
+    """What a checkpoint keeps of a task's batch source: its random state (a tensor or JSON-able)."""
+
+    def state(self) -> Any: ...
+
+    def set_state(self, s: Any) -> None: ...
+
+
+def save_checkpoint(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, step: int, data: BatchSource,
+                    options: dict[str, Any], best: float, extra: dict[str, Any] | None = None,
+                    states: dict[str, Any] | None = None) -> None:
+    """Write a checkpoint as plain data, atomically.
+
+    ``options`` are the run's options (its dataclass as a dict; ``model``: the registry name),
+    ``data`` the batch source, ``extra`` JSON-able facts (elapsed time, validation), ``states``
+    further state dicts (the music adversary's, the EMA's).
+    """
+    data_state = data.state()
+    ck = {
+        "arch": options["model"],
+        "config": json.dumps(model.config.to_dict()),
+        "options": json.dumps(options),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "step": int(step),
+        "best": float(best),
+        "rng_torch": torch.get_rng_state(),
+        "data_rng": data_state if isinstance(data_state, torch.Tensor) else json.dumps(data_state),
+        "extra": json.dumps(extra or {}),
+        **(states or {}),
+    }
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+
+
+def resume_from(path: Path, model: SeparationModel, opt: torch.optim.Optimizer, data: BatchSource) -> dict[str, Any]:
+    """Restore model, optimizer, torch and data random states from a checkpoint; return the checkpoint
+    (``step``, ``best``, ``extra["elapsed"]`` and any further states saved with it)."""
+    ck = load_checkpoint(path)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["rng_torch"])
+    ds = ck["data_rng"]
+    data.set_state(ds if isinstance(ds, torch.Tensor) else json.loads(ds))
+    return ck
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint as saved by :func:`save_checkpoint` (``weights_only=True``), JSON fields decoded."""
+    ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    ck["config"] = json.loads(ck["config"])
+    ck["options"] = json.loads(ck["options"])
+    ck["extra"] = json.loads(ck["extra"])
+    return ck
+
+
+def model_from_checkpoint(path: str | Path) -> SeparationModel:
+    """The model a training checkpoint holds (its ``model`` weights, not the moving average), in eval mode."""
+    ck = load_checkpoint(path)
+    model = build_model(ck["arch"], ck["config"])
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def init_weights(model: SeparationModel, source: str) -> None:
+    """Load the weights of ``source`` (a model name, a ``.safetensors`` file or a training
+    checkpoint ``.pt``) into ``model``, which must have the same architecture and config."""
+    from ..weights import get_model
+
+    if source.endswith(".pt"):
+        ck = load_checkpoint(source)
+        arch, config, state = ck["arch"], ck["config"], ck["model"]
+    else:
+        other = get_model(source)
+        arch, config, state = arch_name(other), other.config.to_dict(), other.state_dict()
+    if arch != arch_name(model) or type(model.config).from_dict(config) != model.config:
+        raise ValueError(f"--init {source}: a {arch} model with another config than this run's "
+                         f"({arch_name(model)}); give --config to match it")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
+def prepare_run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Raise UsageError unless a run may use the folder ``out``: a resume needs its last.pt, a new
+    run a folder without checkpoints (last.pt, best.pt), unless ``overwrite``, which removes the
+    old run's files (:data:`RUN_FILES`) first. Called before any data is loaded."""
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite cannot go together: continue the run or start over")
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UsageError(f"nothing to resume: {out / 'last.pt'} does not exist (leave out --resume to start a run)")
+        return
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        return
+    found = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
+    if found:
+        raise UsageError(f"{out} already holds {' and '.join(found)} of a run: use --resume to continue it or "
+                         "--overwrite to start over")

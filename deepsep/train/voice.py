@@ -1,0 +1,163 @@
+"""The voice task: the U-Net and Conv-TasNet learn voice / noise from speech mixed with noise (on
+the fly, optionally augmented and in worker processes, or from a prepared mixture folder),
+validated on a fixed set (:mod:`deepsep.train.validation`) by SI-SDR. Each architecture's loss is
+beside its model (:data:`deepsep.registry.TRAINING_LOSSES`); the loop is :mod:`deepsep.train.core`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from ..augment import room_impulse_responses
+from ..errors import UsageError
+from ..models.base import SeparationModel
+from ..registry import training_loss
+from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
+from .batches import WorkerBatches
+from .checkpoints import BatchSource
+from .core import DATA, RunOptions, StepLoss, Validation, start_run, train_task
+from .validation import ValidationSet, evaluate, validation_set_for
+
+
+@dataclass(kw_only=True)
+class VoiceTrainOptions(RunOptions):
+    """Everything a voice run depends on (saved in its checkpoints and log)."""
+
+    model: str = "unet"                   # registry name: "unet" or "convtasnet"
+    speech_dir: str = str(DATA / "speech" / "train")
+    noise_dir: str = str(DATA / "noise" / "train")
+    mixtures: str | None = None           # a prepared mixture folder instead of on-the-fly mixing
+    valid_speech_dir: str = str(DATA / "speech" / "valid")
+    valid_noise_dir: str = str(DATA / "noise" / "valid")
+    valid_dir: str = "runs/voice-valid"   # where the validation mixtures are built (once)
+    valid_seconds: float = 4.0
+    steps: int = 3000
+    lr: float = 1e-3
+    warmup: int = 100
+    segment: float = 4.0                  # seconds
+    snr_low: float = -5.0
+    snr_high: float = 10.0
+    out: str | None = None                # default runs/<model>
+    valid_every: int = 500
+    si_weight: float = 0.0                # U-Net: weight of a waveform -SI-SDR term added to L1
+    noise_weight: float = 0.0             # Conv-TasNet: weight of the noise SI-SNR next to the voice's
+    ema: float = 0.0                      # decay of a moving average of the weights (0: off), see core.Run
+    p_reverb: float = 0.0                 # augmentation (voicedata.Augmentation): reverberated speech
+    p_eq: float = 0.0                     # random EQ of the voice and, independently, of the noise
+    p_band_limit: float = 0.0             # voice and noise limited to the band of an 8 kHz recording
+    rir_count: int = 200                  # simulated rooms for training (validation has its own)
+    valid_p_reverb: float = 0.0           # share of reverberant validation items
+    mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
+    stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
+    workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
+
+
+def voice_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: VoiceTrainOptions) -> torch.Tensor:
+    """The model's training loss on a batch; mix, voice: (batch, channels=1, time).
+
+    The architecture's own loss (:func:`deepsep.registry.training_loss`: the U-Net's magnitude L1
+    (+ SI-SDR), Conv-TasNet's SI-SNR), plus ``stft_weight`` times a multi-resolution STFT loss on
+    the voice waveform.
+    """
+    loss, stems = training_loss(opts.model)(model, mix, voice, opts)
+    if opts.stft_weight:
+        loss = loss + opts.stft_weight * _mrstft(model.sample_rate)(stems[:, 0], voice)
+    return loss
+
+
+_MRSTFT: dict[int, Any] = {}
+
+
+def _mrstft(sample_rate: int) -> Any:
+    """auraloss's multi-resolution STFT loss (spectral convergence + log magnitude) with windows
+    of 16, 32 and 64 ms at ``sample_rate``, 75 % overlap; inputs (batch, channels, time)."""
+    if sample_rate not in _MRSTFT:
+        from auraloss.freq import MultiResolutionSTFTLoss
+
+        ffts = [int(sample_rate * ms / 1000) for ms in (16, 32, 64)]
+        _MRSTFT[sample_rate] = MultiResolutionSTFTLoss(fft_sizes=ffts, hop_sizes=[f // 4 for f in ffts],
+                                                      win_lengths=ffts)
+    return _MRSTFT[sample_rate]
+
+
+class VoiceBatches(BatchSource, Protocol):
+    """A source of voice batches: (mix, voice, noise), each (batch, channels=1, time)."""
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+class _FolderBatches:
+    """Random batches from a prepared mixture folder (same interface as OnTheFlyMixer.batch)."""
+
+    def __init__(self, root: str, sample_rate: int, segment: int, seed: int):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.ds = MixtureFolder(root, sample_rate, segment, self.gen)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, len(self.ds), (size,), generator=self.gen).tolist()
+        mix, voice, noise = (torch.stack(t) for t in zip(*(self.ds[i] for i in idx)))
+        return mix, voice, noise
+
+    def state(self) -> Any:
+        return self.gen.get_state()
+
+    def set_state(self, s: Any) -> None:
+        self.gen.set_state(s)
+
+
+def voice_batches(opts: VoiceTrainOptions, sample_rate: int, device: torch.device) -> VoiceBatches:
+    """The run's training batches: from ``opts.mixtures``, else mixed on the fly (augmented as the
+    options say; in ``opts.workers`` processes when given)."""
+    segment = int(round(opts.segment * sample_rate))
+    if opts.mixtures:
+        return _FolderBatches(opts.mixtures, sample_rate, segment, opts.seed)
+    rirs = room_impulse_responses(opts.rir_count, sample_rate, seed=opts.seed) if opts.p_reverb else []
+    augment = Augmentation(sample_rate, rirs, opts.p_reverb, opts.p_eq, opts.p_band_limit)
+    mixer = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sample_rate, segment,
+                                       snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed, augment=augment)
+    if opts.workers:
+        return WorkerBatches(mixer, opts.batch_size, opts.workers, opts.seed, pin_memory=device.type == "cuda")
+    return mixer
+
+
+class VoiceTask:
+    """The voice task for the step loop (a :class:`deepsep.train.core.Task`)."""
+
+    best_key = "best_si_sdr"
+
+    def __init__(self, opts: VoiceTrainOptions, model: SeparationModel, data: VoiceBatches, valid: ValidationSet,
+                 device: torch.device):
+        self.opts, self.model, self.data, self.valid, self.device = opts, model, data, valid, device
+        self.title = f"train {opts.model}"
+
+    def step_loss(self) -> StepLoss:
+        mix, voice, _ = self.data.batch(self.opts.batch_size)
+        return voice_loss(self.model, mix.to(self.device), voice.to(self.device), self.opts), {}, None
+
+    def validate(self, model: SeparationModel) -> Validation:
+        res = evaluate(model, self.valid, device=self.device)
+        return Validation(res, res["si_sdr"], f"SI-SDRi {res['si_sdri']:.2f} dB")
+
+    def states(self) -> dict[str, Any]:
+        return {}
+
+    def load_states(self, ck: dict[str, Any]) -> None:
+        """Nothing of its own to restore."""
+
+
+def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
+          on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) a voice model; return the final summary (steps done, best validation)."""
+    if opts.workers and opts.mixtures:
+        raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
+    device, paths, model = start_run(opts, resume)
+    sr = model.sample_rate
+    data = voice_batches(opts, sr, device)
+    valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
+    task = VoiceTask(opts, model, data, valid, device)
+    return train_task(opts, model, task, device, paths, resume, progress, on_log, ema=opts.ema)
