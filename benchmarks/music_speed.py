@@ -16,11 +16,11 @@ import json
 
 import numpy as np
 import torch
+from speed_common import add_engine_args, time_separation
 
 from deepsep.errors import ModelError
 from deepsep.registry import build_model
 from deepsep.weights import get_model
-from speed_common import add_engine_args, time_separation
 
 
 def test_signal(seconds: float, rate: int = 44100, seed: int = 0) -> torch.Tensor:
@@ -46,7 +46,7 @@ def main() -> None:
         model, weights = get_model(args.model, trust_local=True), args.model
     except ModelError as e:
         if args.model != "music-4stem":
-            raise SystemExit(f"error: {e}")
+            raise SystemExit(f"error: {e}") from None
         model, weights = build_model("music_masker", {}).eval(), "random (music_masker default config)"
     wav = test_signal(args.seconds, model.sample_rate)
     out, facts = time_separation(model, wav, args)

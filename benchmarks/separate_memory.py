@@ -47,7 +47,8 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = get_model(args.model, trust_local=True)
     start = time.perf_counter()
-    result = separate_file(model, Path(args.child), Path(args.out), engine=EngineOptions(segment=args.segment, batch_size=args.batch_size))
+    result = separate_file(model, Path(args.child), Path(args.out),
+                           engine=EngineOptions(segment=args.segment, batch_size=args.batch_size))
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"duration": result.duration, "elapsed": elapsed, "rtf": elapsed / result.duration, "peak_rss_mb": peak_mb}))

@@ -36,8 +36,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -392,7 +393,7 @@ def main() -> None:
             rows = []
             with torch.inference_mode():
                 separate_to_arrays(model, loaded[0][0].mixture)  # warm-up
-                for it, mix, refs, mixture, rate in loaded:
+                for it, _mix, refs, mixture, rate in loaded:
                     t0 = time.perf_counter()
                     stems, stem_rate = separate_to_arrays(model, it.mixture, EngineOptions())
                     seconds = time.perf_counter() - t0

@@ -16,10 +16,10 @@ import json
 
 import numpy as np
 import torch
+from speed_common import add_engine_args, time_separation
 
 from deepsep.registry import build_model
 from deepsep.weights import get_model
-from speed_common import add_engine_args, time_separation
 
 
 def test_signal(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:

@@ -52,8 +52,8 @@ import torch
 from deepsep.audio import resample
 from deepsep.engine import separate
 from deepsep.metrics import si_sdr
-from deepsep.musdb import SOURCES, decode_track, find_tracks
-from deepsep.train.music import DATA, MUSIC_DATA
+from deepsep.musdb import SHARED_MUSDB7, SOURCES, decode_track, find_tracks
+from deepsep.paths import data_root
 from deepsep.weights import alias_for_rate, get_model
 
 SENTENCES = [
@@ -69,6 +69,8 @@ SENTENCES = [
 #: spectrum: rain -13, fire -12, helicopter -19, chainsaw -25, clock -18, waves -26 dB; recordings
 #: from 16 or 24 kHz sources, or below -30 dB, were left out, and so were kinds with voices in them:
 #: coffee shop, supermarket)
+DATA = data_root()  # --data-root's default: $DEEPSEP_DATA, else ../shared/data
+MUSIC_DATA = DATA / SHARED_MUSDB7
 NOISE_DIR = DATA / "wideband" / "noise" / "valid"
 REAL_NOISES = {
     "rain": "esc10_rain-2-82367-A_0.opus",

@@ -12,9 +12,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -118,7 +118,7 @@ class AudioReader:
         if self._sf is not None:
             self._sf.close()
 
-    def __enter__(self) -> "AudioReader":
+    def __enter__(self) -> AudioReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -361,7 +361,7 @@ def pid_alive(pid: int) -> bool:
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Remove the hidden files that StemWriters of processes no longer running left in ``folder``
     (killed before they could clean up); files of running processes and any other file stay."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:  # absent, not a folder, unreadable: nothing of ours to remove

@@ -19,6 +19,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,9 @@ def room_impulse_responses(count: int, sample_rate: int, seed: int = 0,
         bank = [_simulate_rir(room, sample_rate) for room in rooms]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".partial-{os.getpid()}.npz")
-    np.savez(tmp, **{f"h{i}": h for i, h in enumerate(bank)})
+    # values typed Any: with ndarray values mypy checks the ** mapping against savez's allow_pickle: bool too
+    arrays: dict[str, Any] = {f"h{i}": h for i, h in enumerate(bank)}
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
     return bank
 

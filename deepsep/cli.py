@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from contextlib import closing
 import sys
+from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 from rich.console import Console
@@ -25,6 +25,10 @@ from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import JustifyMethod
+
     from .modelcache import ModelCache
     from .outputs import FileResult
 
@@ -50,7 +54,9 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(map(len, self.list_commands(ctx)))
-        rows = [(name, click.utils.make_default_short_help(self.lazy[name][2], limit)
+        # click>=8.2 serves this deprecated helper through a module __getattr__ typed as returning object
+        short_help = cast("Callable[[str, int], str]", click.utils.make_default_short_help)
+        rows = [(name, short_help(self.lazy[name][2], limit)
                  if name in self.lazy and name not in self.commands else self.commands[name].get_short_help_str(limit))
                 for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -59,7 +65,8 @@ class LazyGroup(click.Group):
 
 #: the subcommands imported when they run (their one-line help must be their docstring's first line)
 LAZY_COMMANDS = {
-    "eval": (".commands.evaluate", "evaluate_command", "Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."),
+    "eval": (".commands.evaluate", "evaluate_command",
+             "Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."),
     "data": (".commands.data", "data", "Prepare datasets: voice mixtures, test sets, drum renders, listening excerpts."),
     "train": (".commands.train", "train", "Train the voice and music models (checkpoints, resume, validation, logs, export)."),
 }
@@ -79,7 +86,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--input", "input_dir", metavar="DIR", help="Separate every audio file in DIR ('custom' means ./input).")
-@click.option("-m", "--model", "model_name", metavar="NAME", help="Model name, alias or .safetensors file (see `deepsep models`).")
+@click.option("-m", "--model", "model_name", metavar="NAME",
+              help="Model name, alias or .safetensors file (see `deepsep models`).")
 @click.option("--trust-local", is_flag=True,
               help="Load a -m FILE that neither the manifest's sha256 nor a FILE.sha256 beside it vouches for (warned).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
@@ -97,10 +105,12 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Separate N files at once (threads sharing the model; each with --threads PyTorch threads).")
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
-@click.option("--overlap", type=float, default=0.25, show_default=True, help="Overlap between segments, a fraction from 0 to below 1.")
+@click.option("--overlap", type=float, default=0.25, show_default=True,
+              help="Overlap between segments, a fraction from 0 to below 1.")
 @click.option("--batch-size", type=int, help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
 @click.option("--shifts", type=int, default=1, show_default=True,
-              help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
+              help="Separate each segment N times at offsets within one model frame and average "
+                   "(N times slower, slightly better).")
 @click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
 @click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
 @click.option("--format", "fmt", type=click.Choice(list(OUTPUT_FORMATS)), default="wav", show_default=True,
@@ -117,7 +127,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--atten-lim", type=float, metavar="DB",
               help="Voice/noise models: attenuate the noise in `voice` by at most DB dB (12: the noise stays "
                    "at -12 dB; the rest is in `noise`, the stems still add up to the input) [default: no limit].")
-@click.option("--plot", is_flag=True, help="Also write <track>/spectrograms.png (input and stems, first 2 minutes; the --filename of a stem "
+@click.option("--plot", is_flag=True,
+              help="Also write <track>/spectrograms.png (input and stems, first 2 minutes; the --filename of a stem "
                    "'spectrograms' with ext png; with --suffix, beside the output as .png).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def separate(**options) -> None:
@@ -183,7 +194,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
 
 
 def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: int = 1) -> list[FileResult]:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .separation import separate_files
 
@@ -192,12 +203,13 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: 
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet, transient=False,
     )
-    tasks: dict[tuple[Path, str], int] = {}  # (file, track) -> its progress bar, made as the file starts
+    tasks: dict[tuple[Path, str], TaskID] = {}  # (file, track) -> its progress bar, made as the file starts
 
     def start(path: Path, track: str):
         task = tasks[path, track] = progress.add_task(escape(track[:40]), total=None)
         return lambda done, total: progress.update(task, completed=done, total=total)
 
+    # closing() ends the generator, and with it the workers, if the loop stops early
     with progress, closing(separate_files(models, batch, out_dir, output, engine, start, jobs)) as separated:
         for result in separated:
             if (result.path, result.track) not in tasks:  # failed before it started (its model or header)
@@ -231,8 +243,8 @@ def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
     where = f"into {escape(str(out_dir))}/" if out_dir is not None else "beside their inputs"
     title = f"deepsep: {done} of {len(results)} separated {where}" + (f", {skipped} skipped (outputs exist)" if skipped else "")
     table = Table(title=title)
-    columns = (("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"),
-               ("outputs", "left"))
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"), ("outputs", "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify)
     for r in results:

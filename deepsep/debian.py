@@ -28,9 +28,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -139,7 +139,7 @@ def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:
                            "(a Debian or Ubuntu system)") from None
     except subprocess.CalledProcessError as e:
         lines = [ln for ln in e.stderr.decode(errors="replace").splitlines() if ln.startswith(("E:", "dpkg"))]
-        raise DeepsepError(f"{' '.join(cmd[:2])} {cmd[-1]} failed: {(lines or ['exit status %d' % e.returncode])[0]}") from None
+        raise DeepsepError(f"{' '.join(cmd[:2])} {cmd[-1]} failed: {(lines or [f'exit status {e.returncode}'])[0]}") from None
 
 
 def download(package: str, debs: Path) -> Path:

@@ -7,8 +7,9 @@ model makes of it, through the one separation pipeline (:func:`deepsep.pipeline.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 

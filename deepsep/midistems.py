@@ -11,8 +11,8 @@ which teaches the model that a lead synth is not a voice.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -56,7 +56,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Separati
     model = build_model(arch, config)
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt", device=str(device)) as f:
-        for k in f.keys():
+        for k in f.keys():  # noqa: SIM118  (a safetensors file handle: keys() is its API, no __iter__)
             tensors[k] = f.get_tensor(k)
     try:
         model.load_state_dict(tensors, strict=True)

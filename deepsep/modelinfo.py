@@ -19,6 +19,7 @@ def _hub_cached(entry: ManifestEntry) -> str | None:
 def entry_status(manifest: Manifest, entry: ManifestEntry) -> tuple[str, str]:
     """(origin, status) of a manifest entry, checking the sha256 of the file that would be used."""
     bundled = manifest.bundled_path(entry)
+    path: str | None
     if bundled.is_file():
         origin, path = "bundled", str(bundled)
     elif entry.hub:

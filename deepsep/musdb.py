@@ -34,9 +34,9 @@ import json
 import os
 import random
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -397,7 +397,7 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
     a stem at random.
     """
-    n_src = tracks[0].shape[0]
+    n_src: int = tracks[0].shape[0]
     masks = [np.ones(n_src, dtype=bool)] * len(tracks) if known is None else [np.asarray(k, dtype=bool) for k in known]
 
     def draw(candidates: np.ndarray) -> int:

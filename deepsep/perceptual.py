@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-
 #: why PESQ columns are empty when the ``pesq`` package is missing (it has no wheel for some systems)
 PESQ_MISSING = ("PESQ not computed: the pesq package is not installed (pip install 'deepsep[eval]'; it builds from "
                 "source where no wheel fits, which needs a C compiler, e.g. apt-get install build-essential)")

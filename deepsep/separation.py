@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +151,7 @@ def separate_files(
     engine: EngineOptions = DEFAULT_ENGINE,
     progress_for: Callable[[Path, str], ProgressFn | None] | None = None,
     jobs: int = 1,
-) -> Iterator[FileResult]:
+) -> Generator[FileResult, None, None]:
     """Separate a batch of (file, track name) pairs (:func:`~deepsep.inputs.plan_inputs`), yielding
     each file's result in the batch's order: a file that fails has its ``error`` set and the batch
     goes on. ``progress_for(file, track)`` gives the progress callback of a file as it starts.

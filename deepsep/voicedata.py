@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,14 +368,14 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
 
     @classmethod
     def from_folders(cls, speech_dir: str | Path, noise_dir: str | Path, sample_rate: int, segment: int,
-                     **kw: Any) -> "OnTheFlyMixer":
+                     **kw: Any) -> OnTheFlyMixer:
         return cls(load_corpus(speech_dir, sample_rate, 0.5), load_corpus(noise_dir, sample_rate), segment, **kw)
 
-    def state(self) -> dict:
+    def state(self) -> Mapping[str, Any]:
         """The random state as plain data (for checkpoints)."""
         return self.rng.bit_generator.state
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
     def _noise(self, n: int) -> np.ndarray:

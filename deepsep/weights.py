@@ -66,7 +66,7 @@ class ManifestEntry:
     stages: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ManifestEntry":
+    def from_dict(cls, d: dict[str, Any]) -> ManifestEntry:
         known = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in known}
         kw["sources"] = tuple(kw.get("sources", ()))

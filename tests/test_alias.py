@@ -15,9 +15,9 @@ from rich.console import Console
 import deepsep.cli
 import deepsep.modelcache
 from deepsep.api import OutputOptions, atten_lim_matrix, limit_attenuation, stem_matrix
-from deepsep.modelfile import save_model
 from deepsep.cli import main
 from deepsep.errors import ModelError, UsageError
+from deepsep.modelfile import save_model
 from deepsep.registry import build_model
 from deepsep.weights import alias_for_rate, load_manifest, resolve, sha256_file
 

@@ -9,16 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 import soundfile as sf
-import click
 from click.testing import CliRunner
 
 from deepsep.cli import main
 
 
-def run(*args: str) -> "object":
+def run(*args: str) -> object:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
@@ -181,11 +181,11 @@ def test_threads_default_to_one_on_the_cpu(tmp_path, write_audio, monkeypatch):
         assert res.exit_code == 0, res.output
         assert calls == expected, (args, calls)
     calls.clear()  # eval sets them before it looks for its test set
-    res = run("eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test", "--device", "cpu",
+    res = run("eval", "--dataset", "nope", "--sets", str(tmp_path), "-m", "tiny-test", "--device", "cpu",
               "--threads", "2")
     assert res.exit_code == 1 and calls == [2]
     for args in (["--threads", "-2"], ["--overlap", "1.5"], ["--segment", "0"], ["--shifts", "0"]):
-        res = run("eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test", *args)
+        res = run("eval", "--dataset", "nope", "--sets", str(tmp_path), "-m", "tiny-test", *args)
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, (args, res.output)
 
 
@@ -562,7 +562,8 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr
-    from deepsep.cli import LAZY_COMMANDS, main as group
+    from deepsep.cli import LAZY_COMMANDS
+    from deepsep.cli import main as group
 
     ctx = click.Context(group)
     for name, (_, _, short) in LAZY_COMMANDS.items():

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepsep.channels import from_groups, to_groups
-from deepsep.engine import StreamingSeparator, separate, segment_window, shift_offsets
+from deepsep.engine import StreamingSeparator, segment_window, separate, shift_offsets
 from deepsep.models.base import ModelConfig, SeparationModel
 from deepsep.weights import get_model
 

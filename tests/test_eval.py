@@ -110,7 +110,7 @@ def test_eval_speech_layout_reports(tmp_path, monkeypatch):
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 3 * 2 and {"item", "method", "source", "si_sdr", "pesq"} <= set(rows[0])
     assert "| model | voice | all |" in (out / "summary.md").read_text()
-    assert not list(out.glob(".*"))  # reports written in place: no temporary files
+    assert not list(out.glob(".*"))  # each report written whole, no partial file left behind
     for png in (out / "si_sdri_distribution.png", out / "spectrograms_0000.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         import matplotlib.image
@@ -143,8 +143,8 @@ def test_prepare_and_eval_music_track_folders(tmp_path, monkeypatch):
         for s in ("vocals", "drums", "other") + (() if i % 2 else ("bass",)):
             x = (0.1 * rng.standard_normal((12000, 2))).astype(np.float32)
             sf.write(str(folder / f"{s}.opus"), x, 48000, format="OGG", subtype="OPUS")
-    res = CliRunner().invoke(main, ["data", "prepare", "--only", "music", "--shared", str(shared),
-                                    "--data-root", str(tmp_path / "data")], catch_exceptions=False)
+    res = CliRunner().invoke(main, ["data", "prepare", "--only", "music", "--data-root", str(shared),
+                                    "--sets", str(tmp_path / "data")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     test_set = tmp_path / "data" / "music-test"
     held_out = split_tracks(names)[1]
@@ -187,7 +187,8 @@ def test_items_in_memory_score_as_their_files(tmp_path):
 
 def test_eval_errors(tmp_path):
     make_speech_set(tmp_path / "set", items=1)
-    res = CliRunner().invoke(main, ["eval", "--dataset", str(tmp_path / "set"), "-m", "tiny-test-music", "-o", str(tmp_path / "r")])
+    res = CliRunner().invoke(main, ["eval", "--dataset", str(tmp_path / "set"), "-m", "tiny-test-music",
+                                    "-o", str(tmp_path / "r")])
     assert res.exit_code == 1 and "do not match" in res.output
-    res = CliRunner().invoke(main, ["eval", "--dataset", "nope", "--data-root", str(tmp_path), "-m", "tiny-test"])
+    res = CliRunner().invoke(main, ["eval", "--dataset", "nope", "--sets", str(tmp_path), "-m", "tiny-test"])
     assert res.exit_code == 1 and "deepsep data prepare" in res.output

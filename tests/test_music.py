@@ -3,6 +3,7 @@ training steps, export. Tiny configs and tiny signals only (fast)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,10 +18,18 @@ from deepsep.audio import resample
 from deepsep.modelfile import load_model
 from deepsep.models.music import MusicMasker, MusicMaskerConfig
 from deepsep.registry import build_model
-from deepsep.train.checkpoints import load_checkpoint, model_from_checkpoint
 from deepsep.train.adversary import Adversary
-from deepsep.train.music import (MusicBatches, MusicLoss, MusicTrainOptions, export_music, mask_losses,
-                                 load_data, train_music, trained_on)
+from deepsep.train.checkpoints import load_checkpoint, model_from_checkpoint
+from deepsep.train.music import (
+    MusicBatches,
+    MusicLoss,
+    MusicTrainOptions,
+    export_music,
+    load_data,
+    mask_losses,
+    train_music,
+    trained_on,
+)
 
 SR = 44100
 TINY = {"n_fft": 256, "hop": 128, "hidden": 16, "layers": 1, "max_freq": 4000.0}
@@ -209,7 +218,7 @@ def test_stems_sum_to_mixture_and_any_length():
             out = model(mix)
         assert out.shape == (2, 4, 2, n)
         torch.testing.assert_close(out.sum(1), mix, atol=1e-4, rtol=1e-4)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         MusicMaskerConfig().__setattr__("hidden", 3)  # frozen
 
 
@@ -288,9 +297,7 @@ def test_train_resume_export_reload(tmp_path):
     assert all(p.dtype == torch.float32 for p in model_h.parameters())
 
 
-def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
-    import functools
-
+def test_gan_command_trains_evaluates_and_exports(tmp_path):
     from click.testing import CliRunner
 
     from deepsep.commands import train_music as cmd
@@ -298,8 +305,6 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     root = tmp_path / "data"
     for i in range(3):
         _write_stems(root / f"T{i}", n=SR // 4, seed=i)
-    monkeypatch.setattr(cmd, "export_music", functools.partial(
-        cmd.export_music, out_dir=tmp_path / "out", manifest=tmp_path / "manifest.json"))
     common = ["--data", str(root), "--cache", str(tmp_path / "cache"), "--valid-tracks", "1", "-o",
               str(tmp_path / "run"), "--config", json.dumps(TINY), "--threads", "1", "--no-progress"]
     runner = CliRunner()
@@ -316,9 +321,12 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])
     assert set(out["baselines"]) == {"mixture", "irm1", "irm2"} and "avg" in out["model"]["sdr"]
-    res = runner.invoke(cmd.music, [*common, "--evaluate", "--export", "m"])
+    res = runner.invoke(cmd.music, [*common, "--evaluate", "--export", "m"])  # into the run folder
     assert res.exit_code == 0, res.output
-    entry = json.loads((tmp_path / "manifest.json").read_text())["models"][0]
+    assert (tmp_path / "run" / "m.safetensors").is_file() and (tmp_path / "run" / "m.safetensors.sha256").is_file()
+    res = runner.invoke(cmd.music, [*common, "--evaluate", "--export", "m", "--export-to", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "out" / "weights_manifest.json").read_text())["models"][0]
     assert "--supervised-only" in entry["training_command"] and (tmp_path / "out" / "m.safetensors").is_file()
     assert entry["metrics"]["method"] == "supervised only"
     res = runner.invoke(cmd.music, [*common, "--steps", "1", "--batch-size", "2", "--segment", "0.1",

@@ -1,6 +1,7 @@
 """The voice training loop: it learns, resumes, checkpoints as plain data, exports and reloads."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,14 +9,14 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from deepsep.modelfile import load_model
 from deepsep.commands.train import train as train_group
 from deepsep.errors import UsageError
+from deepsep.modelfile import load_model
 from deepsep.train import VoiceTrainOptions, export_model, load_checkpoint, train
 from deepsep.train.checkpoints import init_weights, model_from_checkpoint
 from deepsep.train.core import lr_at, make_model
 from deepsep.train.voice import voice_loss
-from deepsep.weights import load_manifest, sha256_file
+from deepsep.weights import load_manifest, resolve, sha256_file
 
 SR = 8000
 TINY = {
@@ -55,7 +56,7 @@ def _opts(dirs, tmp_path, model="unet", **kw):
 
 
 def _losses(path):
-    return [json.loads(line)["loss"] for line in open(path) if '"train"' in line]
+    return [json.loads(line)["loss"] for line in Path(path).read_text().splitlines() if '"train"' in line]
 
 
 @pytest.mark.parametrize("model", ["unet", "convtasnet"])
@@ -74,7 +75,7 @@ def test_training_lowers_the_loss(dirs, tmp_path, model):
         after = float(voice_loss(trained, batch[0], batch[1], opts))
     assert after < before
     assert ck["step"] == 40 and (tmp_path / "run" / "best.pt").is_file()
-    log = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl")]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["event"] == "end" and any(r["event"] == "valid" for r in log)
 
 
@@ -86,9 +87,10 @@ def test_checkpoint_is_plain_data_and_resume_continues(dirs, tmp_path):
     opts.steps = 9
     summary = train(opts, progress=False, resume=True)
     assert summary["step"] == 9
-    starts = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl") if '"start"' in line]
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    starts = [json.loads(line) for line in lines if '"start"' in line]
     assert [s["step"] for s in starts] == [0, 6]
-    steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "log.jsonl") if '"train"' in line]
+    steps = [json.loads(line)["step"] for line in lines if '"train"' in line]
     assert steps == list(range(1, 10))
 
 
@@ -167,26 +169,42 @@ def test_export_and_reload_identical(dirs, tmp_path, half):
         assert torch.equal(reloaded(x), original(x))
 
 
-def test_train_command(dirs, tmp_path):
+def test_train_command(dirs, tmp_path, monkeypatch):
+    """The recipe's data folders come from --data-root; --export writes into the run folder (with
+    a .sha256 that deepsep trusts) unless --export-to says where."""
     o = _opts(dirs, tmp_path)
+    monkeypatch.delenv("DEEPSEP_DATA", raising=False)
     res = CliRunner().invoke(train_group, [
-        "convtasnet", "--speech", o.speech_dir, "--noise", o.noise_dir, "--valid-speech", o.valid_speech_dir,
-        "--valid-noise", o.valid_noise_dir, "--valid-dir", o.valid_dir, "--steps", "2", "--batch-size", "2",
+        "convtasnet", "--data-root", str(dirs), "--valid-dir", o.valid_dir, "--steps", "2", "--batch-size", "2",
         "--segment", "0.25", "--config", json.dumps(TINY["convtasnet"]), "-o", str(tmp_path / "cli"),
-        "--threads", "1", "--no-progress",
+        "--threads", "1", "--no-progress", "--export", "t0",
     ])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cli" / "best.pt").is_file()
+    options = json.loads((tmp_path / "cli" / "log.jsonl").read_text().splitlines()[0])["options"]
+    assert options["speech_dir"] == str(dirs / "speech" / "train")
+    assert options["valid_noise_dir"] == str(dirs / "noise" / "valid")
+    exported = tmp_path / "cli" / "t0.safetensors"
+    assert load_manifest(tmp_path / "cli" / "weights_manifest.json").entries["t0"].arch == "convtasnet"
+    assert resolve(str(exported), load_manifest()).origin == "file"  # its .sha256 vouches
     res = CliRunner().invoke(train_group, ["export", str(tmp_path / "cli" / "best.pt"), "--name", "t",
-                                           "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json")])
+                                           "--export-to", str(tmp_path / "w")])
     assert res.exit_code == 0, res.output
-    assert load_manifest(tmp_path / "m.json").entries["t"].arch == "convtasnet"
+    assert load_manifest(tmp_path / "w" / "weights_manifest.json").entries["t"].arch == "convtasnet"
     res = CliRunner().invoke(train_group, ["export", str(tmp_path / "cli" / "best.pt"), "--name", "t16",
-                                           "--out-dir", str(tmp_path / "w"), "--manifest", str(tmp_path / "m.json"),
-                                           "--recipe", "convtasnet16"])
+                                           "--export-to", str(tmp_path / "w"), "--recipe", "convtasnet16"])
     assert res.exit_code == 0, res.output
-    entry = load_manifest(tmp_path / "m.json").entries["t16"]
+    entry = load_manifest(tmp_path / "w" / "weights_manifest.json").entries["t16"]
     assert "wideband" in entry.trained_on and "CC BY 4.0" in entry.license and "NC" not in entry.license
+
+
+def test_missing_data_root_is_a_usage_error(tmp_path, monkeypatch):
+    """No data root (a missing $DEEPSEP_DATA or --data-root): one line, exit 2, before any work."""
+    monkeypatch.setenv("DEEPSEP_DATA", str(tmp_path / "nowhere"))
+    res = CliRunner().invoke(train_group, ["unet", "-o", str(tmp_path / "run"), "--no-progress"])
+    assert res.exit_code == 2 and "DEEPSEP_DATA" in res.output and "nowhere" in res.output, res.output
+    assert not (tmp_path / "run").exists()
+    res = CliRunner().invoke(train_group, ["unet", "--data-root", str(tmp_path / "no"), "-o", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "--data-root" in res.output, res.output
 
 
 def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
@@ -218,7 +236,7 @@ def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
         train(_opts(dirs, tmp_path, out=str(run_dir)), progress=False)
     res = invoke(train_group, [*args, "--overwrite", "--steps", "1"])
     assert res.exit_code == 0, res.output
-    starts = [json.loads(line)["step"] for line in open(run_dir / "log.jsonl") if '"start"' in line]
+    starts = [json.loads(line)["step"] for line in Path(run_dir / "log.jsonl").read_text().splitlines() if '"start"' in line]
     assert starts == [0] and load_checkpoint(run_dir / "last.pt")["step"] == 1
 
 
@@ -308,7 +326,7 @@ def test_validation_gives_the_numbers_of_deepsep_eval(dirs, tmp_path):
 
     opts = _opts(dirs, tmp_path, steps=4, ckpt_every=4, valid_every=4)
     train(opts, progress=False)
-    logged = [json.loads(line) for line in open(tmp_path / "run" / "log.jsonl") if '"valid"' in line][-1]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"valid"' in line][-1]
     res = CliRunner().invoke(evaluate_command, ["--dataset", str(tmp_path / "valid"), "--checkpoint",
                                                 str(tmp_path / "run" / "last.pt"), "-o", str(tmp_path / "ev")])
     assert res.exit_code == 0, res.output

@@ -8,7 +8,13 @@ from click.testing import CliRunner
 
 from deepsep.commands.data import data as data_group
 from deepsep.voicedata import (
-    MixtureFolder, OnTheFlyMixer, build_mixtures, load_corpus, read_layout, snr_db, write_item,
+    MixtureFolder,
+    OnTheFlyMixer,
+    build_mixtures,
+    load_corpus,
+    read_layout,
+    snr_db,
+    write_item,
 )
 
 SR = 8000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepsep.modelfile import load_model, read_header, save_model
 from deepsep.errors import ModelError
+from deepsep.modelfile import load_model, read_header, save_model
 from deepsep.weights import get_model, load_manifest, resolve, sha256_file
 
 

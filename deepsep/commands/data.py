@@ -6,6 +6,7 @@ import click
 
 from ..drums import DEFAULT_SOUNDFONT, GM_KITS
 from ..voicedata import build_mixtures
+from .common import data_root_option, default_under_root
 
 
 def _snrs(ctx, param, value: str) -> list[int]:
@@ -64,8 +65,9 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
 
 
 @data.command("drums")
-@click.option("--midi", "midi_dir", default="../shared/data/music/groove", show_default=True,
-              type=click.Path(exists=True, file_okay=False), help="Folder of drum performances as MIDI (searched recursively).")
+@click.option("--midi", "midi_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Folder of drum performances as MIDI, searched recursively [default: DATA_ROOT/music/groove].")
+@data_root_option
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where the drum stems go [default: ~/.cache/deepsep/drums/<soundfont name>].")
 @click.option("--soundfont", default=str(DEFAULT_SOUNDFONT), show_default=True,
@@ -74,7 +76,7 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
               help="GM drum-kit programs to draw from, one per file.")
 @click.option("--sample-rate", type=int, default=44100, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N files.")
-def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
+def drums(midi_dir, data_root, out_dir, soundfont, kits, sample_rate, limit) -> None:
     """Render drum stems from MIDI performances (for music training: train music --drums OUT)."""
     from pathlib import Path
 
@@ -89,6 +91,7 @@ def drums(midi_dir, out_dir, soundfont, kits, sample_rate, limit) -> None:
             click.echo(f"rendered {done}/{total}", err=True)
 
     with reported():
+        midi_dir = default_under_root({"midi": midi_dir}, {"midi": "music/groove"}, data_root)["midi"]
         files = render_folder(midi_dir, out, soundfont, kits, sample_rate, limit, progress)
     click.echo(f"{len(files)} drum stems in {out}")
 
@@ -132,8 +135,10 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
 
 @data.command("listen")
 @click.argument("songs", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("--songs-dir", default="../shared/data/music/songs", show_default=True,
-              help="Where to pick songs when none are given (full mixes; --count of them, spread over the folder).")
+@click.option("--songs-dir", default=None,
+              help="Where to pick songs when none are given (full mixes; --count of them, spread over the folder) "
+                   "[default: DATA_ROOT/music/songs].")
+@data_root_option
 @click.option("--count", type=click.IntRange(1), default=4, show_default=True)
 @click.option("-m", "--model", "models", multiple=True, metavar="NAME_OR_FILE",
               help="A model name or .safetensors file (repeatable) [default: music-4stem].")
@@ -145,15 +150,16 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
 @click.option("-o", "--out", "out_dir", default="listen", show_default=True, type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace model folders written before.")
 @click.option("--threads", type=int, default=None, help="CPU threads for PyTorch [default: 1].")
-def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, seconds, out_dir, overwrite, threads) -> None:
+def listen(songs, songs_dir, data_root, count, models, checkpoints, trust_local, start, seconds, out_dir, overwrite,
+           threads) -> None:
     """Write song excerpts with each model's stems beside them, to hear what changed."""
     from pathlib import Path
 
-    from ..options import set_threads
     from ..audio import AUDIO_EXTENSIONS
     from ..console import reported
     from ..errors import DeepsepError, UsageError
     from ..listen import listening_set, spread, targets
+    from ..options import set_threads
     from .evaluate import load_eval_model
 
     def label(path: str) -> str:
@@ -168,7 +174,7 @@ def listen(songs, songs_dir, count, models, checkpoints, trust_local, start, sec
         if songs:
             picked = [Path(s) for s in songs]
         else:
-            folder = Path(songs_dir)
+            folder = Path(default_under_root({"songs": songs_dir}, {"songs": "music/songs"}, data_root)["songs"])
             if not folder.is_dir():
                 raise DeepsepError(f"songs folder not found: {folder} (give song files or --songs-dir)")
             picked = spread(sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS), count)

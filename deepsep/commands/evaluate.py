@@ -15,9 +15,10 @@ from .. import __version__
 from ..api import engine_options
 from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError
-from ..perceptual import PESQ_MISSING, pesq_available
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
+from ..paths import SETS_ENV, sets_root
+from ..perceptual import PESQ_MISSING, pesq_available
 from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file
 
 out = Console()
@@ -50,31 +51,33 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 
 
 @click.command("eval")
-@click.option("--dataset", default="test", show_default=True, help="A test set folder, or a name under --data-root.")
-@click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
-              envvar="DEEPSEP_DATA", help="Where named test sets live (built by `deepsep data prepare`).")
+@click.option("--dataset", default="test", show_default=True, help="A test set folder, or a name under --sets.")
+@click.option("--sets", "sets_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Where named test sets live, as `deepsep data prepare` builds them [default: ${SETS_ENV}, else data].")
 @click.option("-m", "--model", "model_name", help="Model name or .safetensors file [default: voice or the music default].")
 @click.option("--trust-local", is_flag=True,
               help="Load a -m FILE that neither the manifest's sha256 nor a FILE.sha256 beside it vouches for (warned).")
 @click.option("--checkpoint", type=click.Path(), help="A training checkpoint (.pt) or model file to evaluate instead.")
 @click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), help="Report folder [default: outputs/eval/<model>_<dataset>].")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
+              help="Report folder [default: outputs/eval/<model>_<dataset>].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
 @click.option("--segment", type=float, help="Segment length in seconds, more than 0 (as for separate).")
 @click.option("--overlap", type=float, default=0.25, show_default=True, help="From 0 to below 1.")
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--shifts", type=int, default=1, show_default=True,
-              help="Separate each segment N times at offsets within one model frame and average (N times slower, slightly better).")
+              help="Separate each segment N times at offsets within one model frame and average "
+                   "(N times slower, slightly better).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
-def evaluate_command(dataset, data_root, model_name, trust_local, checkpoint, baselines, out_dir, device, threads, segment,
+def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, baselines, out_dir, device, threads, segment,
                      overlap, batch_size, shifts, limit, plot_items) -> None:
     """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
     with reported():
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
-        root = resolve_dataset(dataset, data_root)
+        root = resolve_dataset(dataset, sets_root(sets_dir))
         items = detect_items(root)[:limit]
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
         model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-DEFAULT_SHARED = Path("..") / "shared" / "data"
+from .. import paths
+from ..console import reported
+from .common import data_root_option
 
 
 def prepare_speech(shared: Path, out: Path) -> Path:
@@ -58,22 +60,22 @@ def prepare_music(shared: Path, out: Path) -> Path:
 
 
 @click.command("prepare")
-@click.option("--shared", type=click.Path(path_type=Path), default=DEFAULT_SHARED, show_default=True,
-              help="The training data folder (speech/, noise/, music/musdb7/).")
-@click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
-              envvar="DEEPSEP_DATA", help="Where the named test sets are written.")
+@data_root_option
+@click.option("--sets", "sets_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Where the named test sets are written [default: ${paths.SETS_ENV}, else data].")
 @click.option("--only", type=click.Choice(["speech", "speech16", "music"]), help="Build only one of them.")
-def prepare(shared: Path, data_root: Path, only: str | None) -> None:
+def prepare(data_root: Path | None, sets_dir: Path | None, only: str | None) -> None:
     """Build `test` (8 kHz speech, from the valid folders), `test16` (16 kHz speech, from
     wideband/ valid, some reverberant) and `music-test` (held-out MUSDB tracks)."""
-    if not shared.is_dir():
-        raise click.ClickException(f"data folder not found: {shared} (give --shared)")
+    with reported():
+        shared = paths.data_root(data_root, check=True)
+    sets = paths.sets_root(sets_dir)
     if only in (None, "speech"):
-        path = prepare_speech(shared, data_root / "test")
+        path = prepare_speech(shared, sets / "test")
         click.echo(f"test (speech, {sum(1 for _ in path.glob('[0-9]*'))} mixtures): {path}")
     if only in (None, "speech16"):
-        path = prepare_speech16(shared, data_root / "test16")
+        path = prepare_speech16(shared, sets / "test16")
         click.echo(f"test16 (wide-band speech, {sum(1 for _ in path.glob('[0-9]*'))} mixtures): {path}")
     if only in (None, "music"):
-        path = prepare_music(shared, data_root / "music-test")
+        path = prepare_music(shared, sets / "music-test")
         click.echo(f"music-test ({sum(1 for _ in path.iterdir())} tracks): {path}")

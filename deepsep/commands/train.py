@@ -14,16 +14,18 @@ import click
 from ..console import reported
 from ..errors import UsageError
 from ..train.checkpoints import prepare_run_folder
-from ..train.export import BUNDLED_DIR, REPO_ROOT, export_model
-from ..train.voice import DATA, VoiceTrainOptions
+from ..train.export import destination, export_model
+from ..train.voice import VoiceTrainOptions
 from ..train.voice import train as run_training
 from .command_line import command_line
+from .common import data_root_option, default_under_root, export_to_option
 
-WIDE = DATA / "wideband"
-#: the 16 kHz data and augmentation of the wide-band recipes
-_WIDEBAND = dict(speech_dir=str(WIDE / "speech" / "train"), noise_dir=str(WIDE / "noise" / "train"),
-                 valid_speech_dir=str(WIDE / "speech" / "valid"), valid_noise_dir=str(WIDE / "noise" / "valid"),
-                 valid_dir="runs/voice16-valid", valid_p_reverb=0.25, p_reverb=0.3, p_eq=0.3, p_band_limit=0.1)
+#: each recipe's data folders, under the data root (--data-root)
+DATA_8K = dict(speech_dir="speech/train", noise_dir="noise/train", valid_speech_dir="speech/valid",
+               valid_noise_dir="noise/valid")
+DATA_16K = {k: f"wideband/{v}" for k, v in DATA_8K.items()}
+#: the validation set and augmentation of the wide-band recipes
+_WIDEBAND = dict(valid_dir="runs/voice16-valid", valid_p_reverb=0.25, p_reverb=0.3, p_eq=0.3, p_band_limit=0.1)
 TRAINED_ON_16K = (
     "wide-band speech (../shared/data/wideband/speech/train: LibriSpeech, speechocean762, Picovoice commands, "
     "Arabic Speech Commands; 16 kHz, 4.3 h) mixed on the fly with wideband/noise/train (cafe, street, transport, "
@@ -58,7 +60,7 @@ EXPORT: dict[str, dict[str, Any]] = {
 def _options(f):
     opts = [
         click.option("--speech", "speech_dir", default=None,
-                     help="Clean speech folder (on-the-fly mixing) [default: the recipe's, ../shared/data/...]."),
+                     help="Clean speech folder (on-the-fly mixing) [default: the recipe's, under --data-root]."),
         click.option("--noise", "noise_dir", default=None, help="Noise folder (on-the-fly mixing) [default: the recipe's]."),
         click.option("--mixtures", default=None, help="Train on a prepared mixture folder instead (mix_snr_XX.wav layout)."),
         click.option("--valid-speech", "valid_speech_dir", default=None, help="[default: the recipe's]"),
@@ -77,7 +79,8 @@ def _options(f):
         click.option("--noise-weight", type=float, default=None,
                      help="Conv-TasNet: weight of the noise SI-SNR term (sets the voice's scale)."),
         click.option("--mag-power", type=float, default=None,
-                     help="U-Net: compress magnitudes as |X|^P in the L1 loss (1: linear, the shipped recipes; 0.3 weighs quiet bins more)."),
+                     help="U-Net: compress magnitudes as |X|^P in the L1 loss (1: linear, the shipped recipes; "
+                          "0.3 weighs quiet bins more)."),
         click.option("--stft-weight", type=float, default=None,
                      help="Add this weight times a multi-resolution STFT loss (auraloss; 16/32/64 ms) on the voice (0: off)."),
         click.option("--ema", type=float, default=None,
@@ -92,12 +95,15 @@ def _options(f):
         click.option("-o", "--out", default=None, help="Run folder [default: runs/<model>]."),
         click.option("--ckpt-every", type=int, default=None, help="Save last.pt every N steps."),
         click.option("--valid-every", type=int, default=None, help="Validate every N steps."),
-        click.option("--max-minutes", type=float, default=None, help="Stop (and save) after this many minutes; the LR decay then follows the time budget."),
+        click.option("--max-minutes", type=float, default=None,
+                     help="Stop (and save) after this many minutes; the LR decay then follows the time budget."),
         click.option("--resume", is_flag=True, help="Continue from <out>/last.pt."),
         click.option("--overwrite", is_flag=True,
                      help="Start over in a run folder that holds a run (its last.pt, best.pt and log.jsonl are removed)."),
         click.option("--export", "export_name", default=None,
-                     help="After training, export best.pt as deepsep/pretrained/NAME.safetensors + manifest entry."),
+                     help="After training, export best.pt as NAME.safetensors + manifest entry (see --export-to)."),
+        export_to_option,
+        data_root_option,
         click.option("--no-progress", is_flag=True, help="No progress bar (logs only)."),
     ]
     for o in reversed(opts):
@@ -106,11 +112,16 @@ def _options(f):
 
 
 def _run(recipe: str, kw: dict) -> None:
-    export_name = kw.pop("export_name")
+    export_name, export_to = kw.pop("export_name"), kw.pop("export_to")
     resume, overwrite = kw.pop("resume"), kw.pop("overwrite")
     progress = not kw.pop("no_progress")
     d = dict(RECIPES[recipe])
     d["config"] = {**d.get("config", {}), **json.loads(kw.pop("config_json"))}
+    folders = DATA_16K if recipe.endswith("16") else DATA_8K
+    if kw["mixtures"]:  # a prepared mixture folder replaces the speech and noise of on-the-fly mixing
+        folders = {k: v for k, v in folders.items() if k.startswith("valid_")}
+    with reported():
+        kw.update(default_under_root(kw, folders, kw.pop("data_root")))
     for k, v in kw.items():
         if v is not None:
             d[k] = v
@@ -128,7 +139,8 @@ def _run(recipe: str, kw: dict) -> None:
     summary = run_training(opts, progress=progress, resume=resume, on_log=echo)
     click.echo(f"done: {summary['step']} steps, best val SI-SDR {summary['best_si_sdr']:.2f} dB -> {opts.out_dir}")
     if export_name:
-        entry = export_model(opts.out_dir / "best.pt", export_name, training_command=command,
+        folder, manifest = destination(export_to, opts.out_dir)
+        entry = export_model(opts.out_dir / "best.pt", export_name, folder, manifest, training_command=command,
                              valid_dir=opts.valid_dir, **EXPORT[recipe])
         click.echo(f"exported {entry['file']} (SI-SDRi {entry['metrics']['si_sdri']:.2f} dB)")
 
@@ -171,8 +183,7 @@ def convtasnet16(**kw) -> None:
 @train.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", required=True, help="Model name in the manifest (file NAME.safetensors).")
-@click.option("--out-dir", default=str(BUNDLED_DIR), show_default=True)
-@click.option("--manifest", default=str(REPO_ROOT / "weights_manifest.json"), show_default=True)
+@export_to_option
 @click.option("--half", is_flag=True, help="Store float16 tensors (half the size).")
 @click.option("--alias", default=None, help="Also make ALIAS point to this model (e.g. voice).")
 @click.option("--training-command", default="", help="The command that trained it (recorded in the manifest).")
@@ -184,7 +195,7 @@ def convtasnet16(**kw) -> None:
 @click.option("--earlier-stages", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A JSON list of the training stages before this checkpoint's (each {command, minutes, steps, "
                    "init}), where it started from a checkpoint file rather than a manifest model.")
-def export(checkpoint, name, out_dir, manifest, half, alias, training_command, valid_dir, recipe, description,
+def export(checkpoint, name, export_to, half, alias, training_command, valid_dir, recipe, description,
            earlier_stages) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
     kw = dict(EXPORT[recipe], description=description) if recipe else {"description": description}
@@ -198,7 +209,8 @@ def export(checkpoint, name, out_dir, manifest, half, alias, training_command, v
                 raise UsageError(f"--earlier-stages {earlier_stages}: want a JSON list of {{\"command\": ...}} objects")
         kw["earlier_stages"] = stages
     kw["half"] = half or kw.get("half", False)
-    entry = export_model(Path(checkpoint), name, out_dir, manifest, alias=alias,
+    folder, manifest = destination(export_to, Path(checkpoint).parent)
+    entry = export_model(Path(checkpoint), name, folder, manifest, alias=alias,
                          training_command=training_command, valid_dir=valid_dir, **kw)
     m = entry["metrics"]
     click.echo(f"{entry['file']}: {entry['size'] / 1e6:.1f} MB, val SI-SDR {m['si_sdr']:.2f} dB, "

@@ -1,7 +1,7 @@
 """`deepsep train music` (formerly `train gan`, still accepted): train the stereo four-source
 music model (supervised, or semi-supervised with adversarial losses).
 
-Defaults train on ``../shared/data/music/musdb7/train`` (run from the repository root): the
+Defaults train on ``music/musdb7/train`` under the data root (``--data-root``): the
 MUSDB18 excerpts of the shipped ``music-4stem`` weights, which were trained on their ``.stem.mp4``
 (AAC) form, now as Opus stems. Attached to the ``train`` group by :mod:`deepsep.cli`.
 """
@@ -9,13 +9,18 @@ MUSDB18 excerpts of the shipped ``music-4stem`` weights, which were trained on t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from ..console import reported
+from ..musdb import SHARED_MUSDB7, MusicDataset
 from ..train.checkpoints import model_from_checkpoint, prepare_run_folder
-from ..train.music import MUSIC_DATA, MusicTrainOptions, baselines, evaluate_music, export_music, load_data, train_music
+from ..train.export import destination
+from ..train.music import MusicTrainOptions, export_music, load_data, train_music
+from ..train.validation import baselines, evaluate_music
 from .command_line import command_line
+from .common import data_root_option, default_under_root, export_to_option
 
 
 def _fmt(d: dict) -> str:
@@ -23,9 +28,10 @@ def _fmt(d: dict) -> str:
 
 
 @click.command("music")
-@click.option("--data", default=str(MUSIC_DATA), show_default=True,
+@click.option("--data", default=None,
               help="MUSDB18-style tracks: .stem.mp4 files, or one folder of stem files per track "
-                   "(any format libsndfile reads; MUSDB18-HQ, DSD100).")
+                   f"(any format libsndfile reads; MUSDB18-HQ, DSD100) [default: DATA_ROOT/{SHARED_MUSDB7.as_posix()}].")
+@data_root_option
 @click.option("--extra", multiple=True, metavar="DIR",
               help="More track folders for training only (repeatable), e.g. ../shared/data/music/eif: tracks may "
                    "miss stems (no loss of their own; see the README).")
@@ -72,25 +78,28 @@ def _fmt(d: dict) -> str:
 @click.option("--overwrite", is_flag=True,
               help="Start over in a run folder that holds a run (its last.pt, best.pt, log.jsonl and split.json are removed).")
 @click.option("--export", "export_name", default=None,
-              help="After training, export OUT/best.pt as deepsep/pretrained/NAME.safetensors + manifest entry.")
+              help="After training, export OUT/best.pt as NAME.safetensors + manifest entry (see --export-to).")
+@export_to_option
 @click.option("--evaluate", "evaluate_only", is_flag=True,
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, init, cache, n_valid, supervised_only, steps, max_minutes, batch_size,
-        lr, d_lr, segment, adv_weight, synth_weight, identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every,
-        valid_every, resume, overwrite, export_name, evaluate_only, no_progress) -> None:
+def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, init, cache, n_valid,
+          supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
+          identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
+          overwrite, export_name, export_to, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
-    with reported():  # options that cannot go together: exit 2 before any work
+    with reported():  # options that cannot go together, or no data root: exit 2 before any work
+        data = default_under_root({"data": data}, {"data": SHARED_MUSDB7.as_posix()}, data_root)["data"]
         opts = MusicTrainOptions(
             config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
-            other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+            other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
+            init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
             adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
         )
-    if not evaluate_only:
-        with reported():
+        if not evaluate_only:
             prepare_run_folder(opts.out_dir, resume, overwrite)
     if threads:
         import torch
@@ -100,38 +109,48 @@ def music(data, extra, vocals, drums, other, mixtures, solo_minutes, mixture_min
         dataset = load_data(opts, progress=not no_progress)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
-    best = opts.out_dir / "best.pt"
-    command = command_line(click.get_current_context())
     commands = opts.out_dir / "commands.txt"  # the run's training commands, for the manifest
-    if evaluate_only and export_name:
-        if not best.is_file():
-            raise click.ClickException(f"{best} not found: train first")
-        trained_by = commands.read_text().strip().replace("\n", " && ") if commands.is_file() else ""
-        entry = export_music(best, export_name, training_command=trained_by, data=dataset)
-        click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
-        return
-    if evaluate_only:
-        if not best.is_file():
-            raise click.ClickException(f"{best} not found: train first")
-        model = model_from_checkpoint(best)
-        res = {"model": evaluate_music(model, dataset),
-               "baselines": baselines(dataset, model.config.n_fft, model.config.hop, sources=model.sources)}
-        click.echo(json.dumps(res, indent=1))
-        return
+    if evaluate_only and not export_name:
+        _evaluate(opts, dataset)
+    elif not evaluate_only:
+        opts.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(commands, "w" if not resume else "a") as f:
+            f.write(command_line(click.get_current_context()) + "\n")
+        _train(opts, dataset, resume, progress=not no_progress)
+    if export_name:
+        _export(opts, dataset, export_name, export_to, commands)
 
+
+def _best(opts: MusicTrainOptions) -> Path:
+    best = opts.out_dir / "best.pt"
+    if not best.is_file():
+        raise click.ClickException(f"{best} not found: train first")
+    return best
+
+
+def _evaluate(opts: MusicTrainOptions, dataset: MusicDataset) -> None:
+    """Print the best checkpoint's validation SDR and the baselines', as JSON."""
+    model = model_from_checkpoint(_best(opts))
+    res = {"model": evaluate_music(model, dataset),
+           "baselines": baselines(dataset, model.config.n_fft, model.config.hop, sources=model.sources)}
+    click.echo(json.dumps(res, indent=1))
+
+
+def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progress: bool) -> None:
     def echo(rec: dict) -> None:
         if rec.get("event") == "valid":
             click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}", err=True)
 
-    opts.out_dir.mkdir(parents=True, exist_ok=True)
-    with open(commands, "w" if not resume else "a") as f:
-        f.write(command + "\n")
-    summary = train_music(opts, progress=not no_progress, resume=resume, on_log=echo, data=dataset)
+    summary = train_music(opts, progress=progress, resume=resume, on_log=echo, data=dataset)
     click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
-    if export_name:
-        entry = export_music(best, export_name, training_command=commands.read_text().strip().replace("\n", " && "),
-                             data=dataset)
-        click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
+
+
+def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path) -> None:
+    """Export OUT/best.pt with the run's training commands (commands.txt) as its recipe."""
+    trained_by = commands.read_text().strip().replace("\n", " && ") if commands.is_file() else ""
+    folder, manifest = destination(export_to, opts.out_dir)
+    entry = export_music(_best(opts), name, folder, manifest, training_command=trained_by, data=dataset)
+    click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
 
 
 #: the command's old name, kept working for scripts and the manifest's recorded commands

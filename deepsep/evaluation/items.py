@@ -96,12 +96,12 @@ def detect_items(root: Path) -> list[EvalItem]:
     return items
 
 
-def resolve_dataset(name_or_path: str, data_root: Path) -> Path:
-    """A dataset argument: an existing path, else a name under ``data_root``."""
+def resolve_dataset(name_or_path: str, sets: Path) -> Path:
+    """A dataset argument: an existing path, else a name under ``sets`` (the test sets' folder)."""
     path = Path(name_or_path)
     if path.is_dir():
         return path
-    named = data_root / name_or_path
+    named = sets / name_or_path
     if named.is_dir():
         return named
     raise DeepsepError(f"dataset {name_or_path!r} not found (no folder {path} nor {named}); "

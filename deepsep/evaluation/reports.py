@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,25 +16,36 @@ METRICS = ("si_sdr", "si_sdri", "sdr", "pesq", "stoi")
 LABELS = {"si_sdr": "SI-SDR", "si_sdri": "SI-SDRi", "sdr": "SDR", "pesq": "PESQ", "stoi": "STOI"}
 
 
-def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def _write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path`` all or nothing: written beside it under a hidden name, then renamed."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(text, newline="")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
     """items.csv: one line per (item, method, source), the metrics as columns."""
-    with open(path, "w", newline="") as f:
-        columns = ["item", "group", "method", "source", "silent", *METRICS]
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**r, "silent": bool(r.get("silent"))})
+    f = io.StringIO()
+    writer = csv.DictWriter(f, fieldnames=["item", "group", "method", "source", "silent", *METRICS],
+                            extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "silent": bool(r.get("silent"))})
+    return f.getvalue()
 
 
 def write_reports(rows: list[dict[str, Any]], summary: list[dict[str, Any]], meta: dict[str, Any],
                   out_dir: Path) -> dict[str, Path]:
-    """report.json (meta, summary, items), items.csv and summary.md in ``out_dir`` (written in
-    place: no temporary files)."""
+    """report.json (meta, summary, items), items.csv and summary.md in ``out_dir``, each written
+    whole (a crash leaves the previous file or none, never half of one)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "csv": out_dir / "items.csv", "markdown": out_dir / "summary.md"}
-    paths["json"].write_text(json.dumps({**meta, "summary": summary, "items": rows}, indent=1))
-    _write_csv(rows, paths["csv"])
-    paths["markdown"].write_text(markdown_summary(summary, meta))
+    _write_whole(paths["json"], json.dumps({**meta, "summary": summary, "items": rows}, indent=1))
+    _write_whole(paths["csv"], _csv(rows))
+    _write_whole(paths["markdown"], markdown_summary(summary, meta))
     return paths
 
 

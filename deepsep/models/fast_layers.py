@@ -18,12 +18,12 @@ class _PReLUFn(torch.autograd.Function):
     """PReLU with a single slope ``a`` (shape (1,)), as leaky ReLU plus one dot product."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, a)
         return F.leaky_relu(x, float(a))
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, a = ctx.saved_tensors
         gx = torch.ops.aten.leaky_relu_backward(g, x, float(a), False)
         ga = torch.dot(g.reshape(-1), x.clamp_max(0).reshape(-1)).reshape(a.shape)
@@ -46,6 +46,8 @@ class FoldedDilatedConv1d(torch.nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.padding, str):  # "same" or "valid" by name: left to Conv1d
+            return super().forward(x)
         d, p, k = self.dilation[0], self.padding[0], self.kernel_size[0]
         if d == 1 or 2 * p != (k - 1) * d or p % d or self.stride[0] != 1 or self.groups != self.in_channels:
             return super().forward(x)
@@ -64,8 +66,9 @@ def speed_up(net: torch.nn.Module) -> torch.nn.Module:
             if type(layer) is torch.nn.PReLU and layer.weight.numel() == 1:
                 fast: torch.nn.Module = FastPReLU()
             elif type(layer) is torch.nn.Conv1d and layer.groups == layer.in_channels > 1 and layer.dilation[0] > 1:
-                fast = FoldedDilatedConv1d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                           padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+                padding = layer.padding if isinstance(layer.padding, str) else layer.padding[0]
+                fast = FoldedDilatedConv1d(layer.in_channels, layer.out_channels, layer.kernel_size[0],
+                                           padding=padding, dilation=layer.dilation[0], groups=layer.groups)
             else:
                 continue
             fast.load_state_dict(layer.state_dict())

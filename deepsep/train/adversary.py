@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 
-
 class Discriminator(nn.Module):
     """A small conditional patch discriminator on source magnitude spectrograms.
 

@@ -29,9 +29,6 @@ from ..models.base import ModelConfig, SeparationModel
 from ..registry import ARCHITECTURES, build_model
 from .checkpoints import BatchSource, init_weights, prepare_run_folder, resume_from, save_checkpoint
 
-#: the shared data folder (run from the repository root)
-DATA = Path("..") / "shared" / "data"
-
 
 @dataclass(kw_only=True)
 class RunOptions:

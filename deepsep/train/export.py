@@ -24,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def update_manifest(entry: dict[str, Any], manifest_path: str | Path, alias: str | None = None) -> None:
     """Put ``entry`` into the manifest's models list (replacing one of the same name); set an alias."""
     path = Path(manifest_path)
-    raw = json.loads(path.read_text()) if path.is_file() else {"version": 1, "default": "", "aliases": {}, "models": []}
+    raw: dict[str, Any] = (json.loads(path.read_text()) if path.is_file()
+                           else {"version": 1, "default": "", "aliases": {}, "models": []})
     models = [m for m in raw.get("models", []) if m.get("name") != entry["name"]]
     models.append(entry)
     raw["models"] = sorted(models, key=lambda m: m["name"])
@@ -82,6 +83,36 @@ def _describe(vdir: Path) -> str:
     return ", ".join(parts)
 
 
+def destination(export_to: str | Path | None, run_dir: Path) -> tuple[Path, Path]:
+    """(folder, manifest) of an export: ``export_to`` or else the run folder, with a
+    ``weights_manifest.json`` there; the package's ``pretrained`` folder pairs with the repository's
+    manifest (what ships)."""
+    folder = Path(export_to) if export_to else run_dir
+    if folder.resolve() == BUNDLED_DIR.resolve():
+        return BUNDLED_DIR, REPO_ROOT / "weights_manifest.json"
+    return folder, folder / "weights_manifest.json"
+
+
+def write_weights(checkpoint: str | Path, name: str, out_dir: str | Path, license: str,
+                  half: bool) -> tuple[dict[str, Any], SeparationModel, Path]:
+    """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint (``half``: floating
+    tensors as float16) and, outside the package, ``<name>.safetensors.sha256`` beside it (so that
+    ``deepsep separate -m FILE`` trusts it). Returns (checkpoint, the file reloaded, its path)."""
+    ck = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint)
+    if half:
+        for p in list(model.parameters()) + list(model.buffers()):
+            if p.is_floating_point():
+                p.data = p.data.half()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.safetensors"
+    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": license})
+    if out.resolve() != BUNDLED_DIR.resolve():
+        path.with_name(path.name + ".sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
+    return ck, load_model(path), path
+
+
 def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLED_DIR,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json",
                  half: bool = False, alias: str | None = None, training_command: str = "",
@@ -96,15 +127,7 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
     the one the run used). With ``manifest`` the entry is merged into that file. ``earlier_stages``:
     the stages before this checkpoint's own, where ``--init`` was a file (see :func:`training_stages`).
     """
-    ck = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(checkpoint)
-    if half:
-        for p in list(model.parameters()) + list(model.buffers()):
-            if p.is_floating_point():
-                p.data = p.data.half()
-    path = Path(out_dir) / f"{name}.safetensors"
-    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": license})
-    reloaded = load_model(path)
+    ck, reloaded, path = write_weights(checkpoint, name, out_dir, license, half)
     opts = ck["options"]
     vdir = Path(valid_dir) if valid_dir else validation_set_for(opts, reloaded.sample_rate)
     metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate))

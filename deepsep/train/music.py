@@ -40,14 +40,12 @@ from ..errors import UsageError
 from ..models.base import SeparationModel
 from ..models.music import MusicMasker
 from ..musdb import SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix, swap_channels
+from ..paths import data_path
 from .adversary import Adversary
-from .checkpoints import load_checkpoint, model_from_checkpoint
-from .core import DATA, RunOptions, StepLoss, Validation, model_config, start_run, train_task
+from .core import RunOptions, StepLoss, Validation, model_config, start_run, train_task
 from .export import REPO_ROOT
 from .validation import baselines, evaluate_music
 
-#: the default training tracks: MUSDB18's 7-s training excerpts, one folder of Opus stems per track
-MUSIC_DATA = DATA / SHARED_MUSDB7
 ARCH = "music_masker"
 
 
@@ -56,7 +54,8 @@ class MusicTrainOptions(RunOptions):
     """Everything a music run depends on (saved in its checkpoints and log)."""
 
     model: str = ARCH
-    data: str = str(MUSIC_DATA)
+    #: the training tracks [default: MUSDB18's 7-s training excerpts under the data root]
+    data: str = field(default_factory=lambda: data_path(SHARED_MUSDB7))
     extra: list[str] = field(default_factory=list)  # more track folders, for training only (e.g. music/eif)
     vocals: list[str] = field(default_factory=list)  # folders of a cappella files, for training only (music/pjs)
     drums: list[str] = field(default_factory=list)  # folders of drum stems, for training only (deepsep data drums)
@@ -363,13 +362,14 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
 # ----------------------------------------------------------------------------- export
 
 LICENSE = "MUSDB18 (7-s excerpts), research and non-commercial use only; code MIT"
-TRAINED_ON = (f"MUSDB18 training tracks, 7-s excerpts ({MUSIC_DATA.as_posix()}), "
+TRAINED_ON = (f"MUSDB18 training tracks, 7-s excerpts (DATA_ROOT/{SHARED_MUSDB7.as_posix()}), "
               "validation tracks held out by track")
 
 
 def trained_on(opts: MusicTrainOptions) -> str:
     """What a run trained on, in words, for its manifest entry."""
-    parts = [TRAINED_ON if opts.data == str(MUSIC_DATA) else f"the tracks of {opts.data} (validation tracks held out)"]
+    default = Path(opts.data).parts[-3:] == SHARED_MUSDB7.parts
+    parts = [TRAINED_ON if default else f"the tracks of {opts.data} (validation tracks held out)"]
     parts += [f"stems of {f}" for f in opts.extra]
     parts += [f"a cappella vocals of {f} (at most {opts.solo_minutes:g} min)" for f in opts.vocals]
     parts += [f"drum stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.drums]
@@ -386,20 +386,10 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     Metrics are measured on the exported file itself (reloaded) on the run's validation tracks,
     with the mixture and oracle-mask baselines at the model's STFT settings.
     """
-    from ..modelfile import load_model, save_model
     from ..weights import BUNDLED_DIR
-    from .export import manifest_entry, training_stages, update_manifest
+    from .export import manifest_entry, training_stages, update_manifest, write_weights
 
-    out_dir = Path(out_dir) if out_dir else BUNDLED_DIR
-    ck = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(checkpoint)
-    if half:
-        for p in list(model.parameters()) + list(model.buffers()):
-            if p.is_floating_point():
-                p.data = p.data.half()
-    path = out_dir / f"{name}.safetensors"
-    save_model(model, path, {"deepsep.name": name, "deepsep.step": str(ck["step"]), "deepsep.license": LICENSE})
-    reloaded = load_model(path)
+    ck, reloaded, path = write_weights(checkpoint, name, out_dir or BUNDLED_DIR, LICENSE, half)
     opts = MusicTrainOptions(**{k: v for k, v in ck["options"].items() if k in MusicTrainOptions.__dataclass_fields__})
     data = data or load_data(opts)
     metrics = evaluate_music(reloaded, data)

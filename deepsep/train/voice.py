@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -16,11 +16,12 @@ import torch
 from ..augment import room_impulse_responses
 from ..errors import UsageError
 from ..models.base import SeparationModel
+from ..paths import data_path
 from ..registry import training_loss
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
 from .batches import WorkerBatches
 from .checkpoints import BatchSource
-from .core import DATA, RunOptions, StepLoss, Validation, start_run, train_task
+from .core import RunOptions, StepLoss, Validation, start_run, train_task
 from .validation import ValidationSet, evaluate, validation_set_for
 
 
@@ -29,11 +30,11 @@ class VoiceTrainOptions(RunOptions):
     """Everything a voice run depends on (saved in its checkpoints and log)."""
 
     model: str = "unet"                   # registry name: "unet" or "convtasnet"
-    speech_dir: str = str(DATA / "speech" / "train")
-    noise_dir: str = str(DATA / "noise" / "train")
+    speech_dir: str = field(default_factory=lambda: data_path("speech", "train"))  # under the data root
+    noise_dir: str = field(default_factory=lambda: data_path("noise", "train"))
     mixtures: str | None = None           # a prepared mixture folder instead of on-the-fly mixing
-    valid_speech_dir: str = str(DATA / "speech" / "valid")
-    valid_noise_dir: str = str(DATA / "noise" / "valid")
+    valid_speech_dir: str = field(default_factory=lambda: data_path("speech", "valid"))
+    valid_noise_dir: str = field(default_factory=lambda: data_path("noise", "valid"))
     valid_dir: str = "runs/voice-valid"   # where the validation mixtures are built (once)
     valid_seconds: float = 4.0
     steps: int = 3000
