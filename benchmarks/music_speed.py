@@ -1,6 +1,6 @@
 """Speed of the music model on CPU: real-time factor on a 60-s stereo 44.1 kHz signal.
 
-The signal goes through the generic separation path (``deepsep.engine.separate``, overlapping
+The signal goes through the separation pipeline (``deepsep.pipeline.separate_array``, overlapping
 segments, crossfaded), as ``deepsep separate`` does. By default the shipped ``music-4stem`` model
 is timed (random weights of the default ``music_masker`` config when it is not installed: speed
 does not depend on the weights); ``-m NAME`` times another manifest model or a ``.safetensors`` file.

@@ -1,4 +1,5 @@
-"""What the speed benchmarks share: the engine options and the timed separation."""
+"""What the speed benchmarks share: the engine options and the timed separation, through the one
+array pipeline of ``deepsep separate`` and the Python API (:func:`deepsep.pipeline.separate_array`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 import torch
 
-from deepsep.engine import separate
 from deepsep.models.base import SeparationModel
+from deepsep.options import EngineOptions
+from deepsep.pipeline import separate_array
 
 
 def add_engine_args(ap: argparse.ArgumentParser, repeat: int) -> None:
@@ -23,15 +25,18 @@ def add_engine_args(ap: argparse.ArgumentParser, repeat: int) -> None:
 
 
 def time_separation(model: SeparationModel, wav: torch.Tensor, args: argparse.Namespace) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Separate ``wav`` (channels, time) after a 10-s warm-up; (stems, facts with the best time)."""
+    """Separate ``wav`` (channels, time) at the model's rate after a 10-s warm-up; (stems (sources,
+    channels, time), facts with the best time)."""
+    engine = EngineOptions(segment=args.segment, overlap=args.overlap, batch_size=args.batch_size, shifts=args.shifts)
+    rate = model.sample_rate
     with torch.inference_mode():
-        separate(model, wav[:, : model.sample_rate * 10], segment=args.segment, overlap=args.overlap)  # warm-up
+        separate_array(model, wav[:, : rate * 10], rate, engine)  # warm-up
         best = float("inf")
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            out = separate(model, wav, segment=args.segment, overlap=args.overlap, batch_size=args.batch_size,
-                           shifts=args.shifts)
+            stems = separate_array(model, wav, rate, engine)
             best = min(best, time.perf_counter() - t0)
+    out = torch.stack([torch.as_tensor(stems[s]) for s in model.sources])
     audio = wav.shape[-1] / model.sample_rate
     return out, {
         "params": sum(p.numel() for p in model.parameters()),

@@ -1,7 +1,7 @@
 """Speed of the voice models on CPU: real-time factor on a 5-minute 8 kHz mono signal.
 
 The signal is separated in overlapping segments by the generic separation path
-(``deepsep.engine.separate``), as ``deepsep separate`` does. Speed does not depend on the
+(``deepsep.pipeline.separate_array``), as ``deepsep separate`` does. Speed does not depend on the
 weights, so by default the architectures' default configs are timed with random weights;
 ``-m NAME`` times a manifest model or a ``.safetensors`` file instead.
 
