@@ -41,3 +41,20 @@ def write_audio(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    """Tiny train/valid speech and noise folders of generated signals at 8 kHz (the voice training tests')."""
+    root, sr = tmp_path_factory.mktemp("data"), 8000
+    rng = np.random.default_rng(0)
+    t = np.arange(sr) / sr
+    for split, n in [("train", 3), ("valid", 2)]:
+        (root / "speech" / split).mkdir(parents=True)
+        (root / "noise" / split).mkdir(parents=True)
+        for i in range(n):
+            f0 = 200 + 40 * i + (0 if split == "train" else 20)
+            x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
+            sf.write(root / "speech" / split / f"s{i}.wav", (0.2 * x).astype(np.float32), sr)
+            sf.write(root / "noise" / split / f"n{i}.wav", (0.1 * rng.standard_normal(sr)).astype(np.float32), sr)
+    return root

@@ -26,23 +26,6 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory):
-    """Tiny train/valid speech and noise folders of generated signals."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    t = np.arange(SR) / SR
-    for split, n in [("train", 3), ("valid", 2)]:
-        (root / "speech" / split).mkdir(parents=True)
-        (root / "noise" / split).mkdir(parents=True)
-        for i in range(n):
-            f0 = 200 + 40 * i + (0 if split == "train" else 20)
-            x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3)) * (0.5 + 0.5 * np.sin(2 * np.pi * 2 * t))
-            sf.write(root / "speech" / split / f"s{i}.wav", (0.2 * x).astype(np.float32), SR)
-            sf.write(root / "noise" / split / f"n{i}.wav", (0.1 * rng.standard_normal(SR)).astype(np.float32), SR)
-    return root
-
-
 def _opts(dirs, tmp_path, model="unet", **kw):
     base = dict(
         model=model, config=TINY[model], speech_dir=str(dirs / "speech" / "train"),

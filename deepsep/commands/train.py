@@ -14,6 +14,7 @@ import click
 from ..console import reported
 from ..errors import UsageError
 from ..train.checkpoints import prepare_run_folder
+from ..train.distributed import is_main, local_batch
 from ..train.export import destination, export_model
 from ..train.voice import VoiceTrainOptions
 from ..train.voice import train as run_training
@@ -72,7 +73,8 @@ def _options(f):
                      help="Start from these weights: a model name (e.g. voice16-unet), a .safetensors file or a "
                           "training checkpoint .pt (a new stage; the export records every stage)."),
         click.option("--steps", type=int, default=None, help="Training steps (model default if omitted)."),
-        click.option("--batch-size", type=int, default=None),
+        click.option("--batch-size", type=int, default=None,
+                     help="Examples per step, in total over the processes of a torchrun run (a multiple of their number)."),
         click.option("--lr", type=float, default=None, help="Peak learning rate (Adam; warm-up then cosine)."),
         click.option("--segment", type=float, default=None, help="Training excerpt length in seconds."),
         click.option("--si-weight", type=float, default=None, help="U-Net: weight of the waveform -SI-SDR loss term."),
@@ -129,6 +131,7 @@ def _run(recipe: str, kw: dict) -> None:
     opts = VoiceTrainOptions(**d)
     with reported():
         prepare_run_folder(opts.out_dir, resume, overwrite)
+        local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
     command = command_line(click.get_current_context())
 
     def echo(rec: dict) -> None:
@@ -137,6 +140,8 @@ def _run(recipe: str, kw: dict) -> None:
                        f"{' (best)' if rec['best'] else ''}", err=True)
 
     summary = run_training(opts, progress=progress, resume=resume, on_log=echo)
+    if not is_main():  # the other ranks of a torchrun run: rank 0 reports and exports
+        return
     click.echo(f"done: {summary['step']} steps, best val SI-SDR {summary['best_si_sdr']:.2f} dB -> {opts.out_dir}")
     if export_name:
         folder, manifest = destination(export_to, opts.out_dir)

@@ -16,6 +16,7 @@ import click
 from ..console import reported
 from ..musdb import SHARED_MUSDB7, MusicDataset
 from ..train.checkpoints import model_from_checkpoint, prepare_run_folder
+from ..train.distributed import is_main, local_batch, main_first
 from ..train.export import destination
 from ..train.music import MusicTrainOptions, export_music, load_data, train_music
 from ..train.validation import baselines, evaluate_music
@@ -59,7 +60,8 @@ def _fmt(d: dict) -> str:
 @click.option("--supervised-only", is_flag=True, help="No adversarial / synthetic-mixture / identity losses.")
 @click.option("--steps", type=int, default=20000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, help="Stop (and save) after this many minutes of training.")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Examples per step, in total over the processes of a torchrun run (a multiple of their number).")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (Adam; warm-up then cosine).")
 @click.option("--d-lr", type=float, default=2e-4, show_default=True, help="Discriminator learning rate.")
 @click.option("--segment", type=float, default=3.0, show_default=True, help="Training excerpt length in seconds.")
@@ -101,23 +103,26 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
         )
         if not evaluate_only:
             prepare_run_folder(opts.out_dir, resume, overwrite)
+            local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     try:
-        dataset = load_data(opts, progress=not no_progress)
+        with main_first(opts.device):  # under torchrun rank 0 decodes into the cache, then the others read it
+            dataset = load_data(opts, progress=not no_progress and is_main())
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     commands = opts.out_dir / "commands.txt"  # the run's training commands, for the manifest
-    if evaluate_only and not export_name:
+    if evaluate_only and not export_name and is_main():
         _evaluate(opts, dataset)
     elif not evaluate_only:
-        opts.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(commands, "w" if not resume else "a") as f:
-            f.write(command_line(click.get_current_context()) + "\n")
+        if is_main():
+            opts.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(commands, "w" if not resume else "a") as f:
+                f.write(command_line(click.get_current_context()) + "\n")
         _train(opts, dataset, resume, progress=not no_progress)
-    if export_name:
+    if export_name and is_main():
         _export(opts, dataset, export_name, export_to, commands)
 
 
@@ -142,7 +147,8 @@ def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progres
             click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}", err=True)
 
     summary = train_music(opts, progress=progress, resume=resume, on_log=echo, data=dataset)
-    click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
+    if is_main():
+        click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
 
 
 def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .distributed import average_gradients
+
 
 class Discriminator(nn.Module):
     """A small conditional patch discriminator on source magnitude spectrograms.
@@ -62,12 +64,14 @@ class Adversary:
 
     def step(self, real: torch.Tensor, fake: torch.Tensor, real_known: torch.Tensor | None = None) -> float:
         """One discriminator update: real source magnitudes -> 1 (only the known stems, with
-        ``real_known`` (batch, sources) bool), estimated (detached) -> 0."""
+        ``real_known`` (batch, sources) bool), estimated (detached) -> 0; its loss (the mean over
+        the ranks under torchrun, whose gradients are averaged)."""
         xr, sr = self._flat(real, real_known)
         xf, sf = self._flat(fake.detach())
         loss = 0.5 * ((self.disc(xr, sr) - 1).pow(2).mean() + self.disc(xf, sf).pow(2).mean())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        loss = average_gradients(self.disc.parameters(), loss)  # over the ranks of a torchrun run
         self.opt.step()
         return float(loss.detach())
 

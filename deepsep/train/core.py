@@ -7,6 +7,9 @@ task's own state for checkpoints). Checkpoints themselves: :mod:`deepsep.train.c
 
 A run folder holds ``last.pt`` (every ``ckpt_every`` steps and at the end), ``best.pt`` (whenever
 the validation score improves) and ``log.jsonl`` (one JSON object per logged event).
+
+Under ``torchrun`` the loop runs in every process (:mod:`deepsep.train.distributed`): the
+gradients, logged numbers and the time budget are shared, and only rank 0 validates and writes.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..engine import resolve_device
 from ..models.base import ModelConfig, SeparationModel
 from ..registry import ARCHITECTURES, build_model
+from . import distributed
 from .checkpoints import BatchSource, init_weights, prepare_run_folder, resume_from, save_checkpoint
 
 
@@ -98,13 +101,16 @@ def make_ema(model: SeparationModel, decay: float) -> AveragedModel | None:
 
 
 class JsonlLog:
-    """Appends one JSON object per event (with a timestamp) to a log file; passes it on to ``on_log``."""
+    """Appends one JSON object per event (with a timestamp) to a log file; passes it on to ``on_log``.
+    Without a ``path`` (the ranks other than 0 of a distributed run) it records nothing."""
 
-    def __init__(self, path: Path, on_log: Callable[[dict[str, Any]], None] | None = None):
-        self._f = open(path, "a")  # noqa: SIM115  (open for the whole run: see close)
+    def __init__(self, path: Path | None, on_log: Callable[[dict[str, Any]], None] | None = None):
+        self._f = None if path is None else open(path, "a")  # noqa: SIM115  (open for the whole run: see close)
         self._on_log = on_log
 
     def __call__(self, rec: dict[str, Any]) -> None:
+        if self._f is None:
+            return
         rec = {"time": round(time.time(), 1), **rec}
         self._f.write(json.dumps(rec) + "\n")
         self._f.flush()
@@ -112,7 +118,8 @@ class JsonlLog:
             self._on_log(rec)
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
 
 
 class RunPaths(NamedTuple):
@@ -125,15 +132,17 @@ class RunPaths(NamedTuple):
 
 def start_run(opts: RunOptions, resume: bool = False) -> tuple[torch.device, RunPaths, SeparationModel]:
     """Check the run folder (:func:`~deepsep.train.checkpoints.prepare_run_folder`); set threads,
-    device and seed; make the folder; build the model on the device (from ``opts.init``'s weights
-    if given). Returns (device, the run's files, model)."""
+    device and seed (under torchrun: join the process group, check that the batch divides among
+    the ranks); make the folder; build the model on the device (from ``opts.init``'s weights if
+    given). Returns (device, the run's files, model)."""
     prepare_run_folder(opts.out_dir, resume)
+    distributed.local_batch(opts.batch_size)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(opts.seed)
-    device = torch.device(resolve_device(opts.device))
+    device = distributed.setup(opts.device)
     model = make_model(opts).to(device)
     if opts.init:
         init_weights(model, opts.init)
@@ -219,13 +228,18 @@ class StepLoop:
     """The step loop shared by all training: LR schedule, gradient clipping, skipping non-finite
     steps, logging means every ``log_every`` steps, validation (best.pt on improvement) every
     ``valid_every`` and last.pt every ``ckpt_every`` steps, a time limit. ``step``, ``best`` and
-    ``prior`` (elapsed seconds before this session) come from a resume."""
+    ``prior`` (elapsed seconds before this session) come from a resume.
+
+    Under torchrun every rank runs it: gradients and logged numbers are averaged over the ranks,
+    rank 0's clock sets the time budget, and rank 0 alone validates (the others learn its score)
+    and writes checkpoints and the log."""
 
     def __init__(self, run: Run, step: int = 0, best: float = -math.inf, prior: float = 0.0):
         self.run, self.step, self.best, self.prior = run, step, best, prior
         self.t0 = time.time()
         self.last_val: dict[str, Any] | None = None
         self.acc: dict[str, list[float]] = {}
+        self.main = distributed.is_main()
         #: what is validated and saved as best.pt: the moving average where there is one
         self.validated = run.model if run.ema is None else cast(SeparationModel, run.ema.module)
 
@@ -233,8 +247,17 @@ class StepLoop:
         """Training seconds over all sessions of the run."""
         return self.prior + time.time() - self.t0
 
+    def shared_elapsed(self) -> float:
+        """:meth:`elapsed`, rank 0's on every rank where it matters (a time limit: the LR and the stop)."""
+        if not self.run.opts.max_minutes:
+            return self.elapsed()
+        return distributed.broadcast([self.elapsed()])[0]
+
     def save(self, path: Path, extra: dict[str, Any], weights: SeparationModel | None = None) -> None:
-        """A checkpoint of ``weights`` (default: the trained model) with the run's state at this step."""
+        """A checkpoint of ``weights`` (default: the trained model) with the run's state at this step
+        (rank 0 only)."""
+        if not self.main:
+            return
         r = self.run
         states = r.task.states()
         if r.ema is not None:
@@ -243,8 +266,13 @@ class StepLoop:
                         dataclasses.asdict(r.opts), self.best, extra, states or None)
 
     def validate(self) -> str:
-        """Validate, log, save best.pt on improvement; the progress bar's text."""
-        res, score, text = self.run.task.validate(self.validated)
+        """Validate (rank 0; the others learn its score), log, save best.pt on improvement; the
+        progress bar's text."""
+        res: dict[str, Any] = {}
+        score, text = 0.0, ""
+        if self.main:
+            res, score, text = self.run.task.validate(self.validated)
+        score = distributed.broadcast([score])[0]
         self.last_val = res
         improved = score > self.best
         if improved:
@@ -254,15 +282,16 @@ class StepLoop:
             self.save(self.run.paths.best, {"valid": res, "elapsed": self.elapsed()}, self.validated)
         return text
 
-    def train_step(self) -> None:
-        """One optimizer step (skipped when the loss or the gradient is not finite); keeps its
-        numbers for the log."""
+    def train_step(self, elapsed: float) -> None:
+        """One optimizer step at ``elapsed`` seconds (skipped when the loss or the gradient is not
+        finite); keeps its numbers for the log."""
         r, opts = self.run, self.run.opts
         for g in r.opt.param_groups:
-            g["lr"] = lr_at(opts, self.step, self.elapsed())
+            g["lr"] = lr_at(opts, self.step, elapsed)
         loss, parts, after = r.task.step_loss()
         r.opt.zero_grad(set_to_none=True)
         loss.backward()
+        loss = distributed.average_gradients(r.model.parameters(), loss)
         gnorm = torch.nn.utils.clip_grad_norm_(r.model.parameters(), opts.grad_clip)
         if torch.isfinite(loss) and torch.isfinite(gnorm):
             r.opt.step()
@@ -275,8 +304,9 @@ class StepLoop:
             self.acc.setdefault(k, []).append(v)
 
     def log_means(self) -> float:
-        """Log the means of the numbers since the last log; the mean loss."""
-        means = {k: round(float(np.mean(v)), 5) for k, v in self.acc.items()}
+        """Log the means of the numbers since the last log (over all ranks); the mean loss."""
+        means = distributed.average({k: float(np.mean(v)) for k, v in self.acc.items()})
+        means = {k: round(v, 5) for k, v in means.items()}
         self.run.log({"event": "train", "step": self.step, **means, "lr": self.run.opt.param_groups[0]["lr"],
                       "elapsed": round(self.elapsed(), 1)})
         self.acc = {}
@@ -287,13 +317,14 @@ class StepLoop:
         end summary (also logged)."""
         r, opts = self.run, self.run.opts
         r.model.train()
-        with _progress_bar(r.task.title, progress) as bar:
+        with _progress_bar(r.task.title, progress and self.main) as bar:
             bar_task = bar.add_task("train", total=opts.steps, completed=self.step, loss="-", val="-")
             while self.step < opts.steps:
-                if opts.max_minutes and self.elapsed() > opts.max_minutes * 60:
+                elapsed = self.shared_elapsed()
+                if opts.max_minutes and elapsed > opts.max_minutes * 60:
                     r.log({"event": "time_limit", "step": self.step})
                     break
-                self.train_step()
+                self.train_step(elapsed)
                 if self.step % opts.log_every == 0:
                     bar.update(bar_task, loss=f"{self.log_means():.4f}")
                 if self.step % opts.valid_every == 0:
@@ -316,7 +347,9 @@ def train_task(opts: RunOptions, model: SeparationModel, task: Task, device: tor
                ema: float = 0.0, facts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``task`` (from :func:`start_run`) with Adam, from step 0 or, with
     ``resume``, from last.pt; ``ema``: the decay of a moving average of the weights (0: none);
-    ``facts``: more to log at the start. Returns the end summary."""
+    ``facts``: more to log at the start. Returns the end summary. Under torchrun every rank
+    resumes from the same last.pt and starts from rank 0's weights; at the end they leave the
+    process group together."""
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
     average = make_ema(model, ema)
     step, best, prior = 0, -math.inf, 0.0
@@ -326,7 +359,12 @@ def train_task(opts: RunOptions, model: SeparationModel, task: Task, device: tor
         if average is not None and "ema" in ck:  # a run started without --ema starts its average here
             average.load_state_dict(ck["ema"])
         step, best, prior = ck["step"], ck["best"], float(ck["extra"].get("elapsed", 0.0))
-    log = JsonlLog(paths.log, on_log)
+    distributed.broadcast_module(model)
+    main, n = distributed.is_main(), distributed.world_size()
+    log = JsonlLog(paths.log if main else None, on_log)
     log({"event": "start", "step": step, "options": dataclasses.asdict(opts), "device": str(device),
-         "params": sum(p.numel() for p in model.parameters()), **(facts or {})})
-    return StepLoop(Run(opts, model, opt, task, paths, log, average), step, best, prior)(progress)
+         "params": sum(p.numel() for p in model.parameters()), **({"processes": n} if n > 1 else {}),
+         **(facts or {})})
+    summary = StepLoop(Run(opts, model, opt, task, paths, log, average), step, best, prior)(progress)
+    distributed.finish()
+    return summary

@@ -41,6 +41,7 @@ from ..models.base import SeparationModel
 from ..models.music import MusicMasker
 from ..musdb import SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix, swap_channels
 from ..paths import data_path
+from . import distributed
 from .adversary import Adversary
 from .core import RunOptions, StepLoss, Validation, model_config, start_run, train_task
 from .export import REPO_ROOT
@@ -326,9 +327,11 @@ class MusicTask:
 
     def step_loss(self) -> StepLoss:
         o, adversary = self.opts, self.adversary
-        stems, known = self.data.batch(o.batch_size)
-        n_songs = round(o.batch_size * o.mixture_fraction) if self.data.songs and adversary is not None else 0
-        mixes = self.data.songs_batch(n_songs).to(self.device) if n_songs else None
+        stems, known = (distributed.shard(t) for t in self.data.batch(o.batch_size))  # this rank's share
+        local = distributed.local_batch(o.batch_size)
+        n_songs = round(local * o.mixture_fraction) if self.data.songs and adversary is not None else 0
+        mixes = (distributed.shard(self.data.songs_batch(n_songs * distributed.world_size())).to(self.device)
+                 if n_songs else None)
         known = known.to(self.device)
         loss, parts, est_mag, real_mag = self.loss(stems.to(self.device), known, mixes)
         real_known = known.roll(len(known) // 2, dims=0)  # as real_mag: other examples' stems
@@ -352,7 +355,8 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
     device, paths, model = start_run(opts, resume)
-    data = data or load_data(opts)
+    with distributed.main_first(opts.device):  # rank 0 decodes into the cache and writes split.json
+        data = data or load_data(opts)
     require_known_stems(data)
     task = MusicTask(opts, model, data, device, resume)
     facts = {"train_tracks": len(data.train_names), "valid_tracks": data.valid_names}

@@ -19,6 +19,7 @@ from ..models.base import SeparationModel
 from ..paths import data_path
 from ..registry import training_loss
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
+from . import distributed
 from .batches import WorkerBatches
 from .checkpoints import BatchSource
 from .core import RunOptions, StepLoss, Validation, start_run, train_task
@@ -137,7 +138,8 @@ class VoiceTask:
         self.title = f"train {opts.model}"
 
     def step_loss(self) -> StepLoss:
-        mix, voice, _ = self.data.batch(self.opts.batch_size)
+        mix, voice, _ = self.data.batch(self.opts.batch_size)  # the global batch: this rank's share of it
+        mix, voice = distributed.shard(mix), distributed.shard(voice)
         return voice_loss(self.model, mix.to(self.device), voice.to(self.device), self.opts), {}, None
 
     def validate(self, model: SeparationModel) -> Validation:
@@ -159,6 +161,7 @@ def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
     device, paths, model = start_run(opts, resume)
     sr = model.sample_rate
     data = voice_batches(opts, sr, device)
-    valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
+    with distributed.main_first(opts.device):  # rank 0 builds the validation mixtures
+        valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
     task = VoiceTask(opts, model, data, valid, device)
     return train_task(opts, model, task, device, paths, resume, progress, on_log, ema=opts.ema)
