@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -262,8 +263,12 @@ def subtype_for(fmt: str, bits: int) -> tuple[str, str]:
     return major, subtypes[bits]
 
 
-#: the hidden files of a StemWriter: ``.<final name>.partial-<PID>[-<N>][.w64]``
-PARTIAL_NAME = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-\d+)?(?:\.w64)?$")
+#: the hidden files of a StemWriter: ``.<final name>.partial-<PID>[-<N>][@<HOST>][.w64]``
+PARTIAL_NAME = re.compile(r"^\..+\.partial-(?P<pid>\d+)(?:-\d+)?(?:@(?P<host>[^/@]+?))?(?:\.w64)?$")
+
+#: this machine in hidden names: a PID says whether its writer runs only on the machine that wrote it
+#: (the workers of a cluster may share an output folder)
+HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
 
 
 _WRITER_IDS = itertools.count()
@@ -274,8 +279,8 @@ class StemWriter:
     format under a second hidden name, ``commit`` renames that to the final name.
 
     The hidden files lie in ``staging`` (default: the final name's folder, which then must exist),
-    named ``.<final name>.partial-<PID>-<N>`` (see :data:`PARTIAL_NAME`; N counts the writers of the
-    process, so that files separated at once never share one), so that a stem's folder
+    named ``.<final name>.partial-<PID>-<N>@<HOST>`` (see :data:`PARTIAL_NAME`; N counts the writers of
+    the process, so that files separated at once never share one), so that a stem's folder
     need not exist before the stem is complete. Until ``commit`` nothing exists under the final
     name (an older file there stays untouched); ``discard`` removes the hidden files.
     """
@@ -284,7 +289,7 @@ class StemWriter:
         self.final = final
         self.sample_rate = sample_rate
         self.channels = channels
-        self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{next(_WRITER_IDS)}"
+        self.partial = (staging or final.parent) / f".{final.name}.partial-{os.getpid()}-{next(_WRITER_IDS)}@{HOST}"
         self.tmp = self.partial.with_name(self.partial.name + ".w64")
         self.tmp.touch()  # an unwritable folder raises OSError with its reason here, not libsndfile's "System error"
         try:
@@ -341,8 +346,9 @@ class StemWriter:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user counts; on Windows,
-    where signal 0 would end the process, every one counts)."""
+    """Whether a process ``pid`` runs on this machine (one of another user counts; a zombie, dead
+    but not yet reaped by its parent, does not; on Windows, where signal 0 would end the process,
+    every one counts)."""
     if os.name == "nt":
         return True
     if pid <= 0:
@@ -355,12 +361,22 @@ def pid_alive(pid: int) -> bool:
         return True
     except (OverflowError, OSError):
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped (Linux ``/proc``; False where unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].startswith("Z")  # the state follows the parenthesised name
 
 
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Remove the hidden files that StemWriters of processes no longer running left in ``folder``
-    (killed before they could clean up); files of running processes and any other file stay."""
+    (killed before they could clean up); files of running processes, of other machines (whose
+    processes cannot be seen from here) and any other file stay."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -368,7 +384,7 @@ def remove_stale_partials(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         m = PARTIAL_NAME.match(entry.name)
-        if m and entry.is_file(follow_symlinks=False) and not pid_alive(int(m["pid"])):
+        if m and m["host"] in (None, HOST) and entry.is_file(follow_symlinks=False) and not pid_alive(int(m["pid"])):
             try:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))

@@ -25,11 +25,12 @@ from .console import THREADS_HELP, err, fail, reported, warn
 from .errors import DeepsepError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator
 
     from rich.console import JustifyMethod
 
     from .modelcache import ModelCache
+    from .options import ProgressFn
     from .outputs import FileResult
 
 out = Console()
@@ -102,8 +103,9 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--skip-existing", is_flag=True, help="Skip files whose outputs all exist (resume a batch).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
-@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="Separate N files at once (threads sharing the model; each with --threads PyTorch threads).")
+@click.option("-j", "--jobs", type=click.IntRange(1), metavar="N",
+              help="Separate N files at once (threads sharing the model; each with --threads PyTorch threads) "
+                   "[default: 1; with --cluster: N Ray workers, default as many as the cluster has room for].")
 @click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
 @click.option("--overlap", type=float, default=0.25, show_default=True,
               help="Overlap between segments, a fraction from 0 to below 1.")
@@ -130,6 +132,11 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("--plot", is_flag=True,
               help="Also write <track>/spectrograms.png (input and stems, first 2 minutes; the --filename of a stem "
                    "'spectrograms' with ext png; with --suffix, beside the output as .png).")
+@click.option("--cluster", metavar="ray[://ADDRESS]",
+              help="Separate on a Ray cluster (pip install 'deepsep[cluster]'): 'ray' (the cluster in RAY_ADDRESS, one "
+                   "started with `ray start` here, or a new one on this machine) or 'ray://HOST[:PORT]'; one worker per GPU, "
+                   "or per --threads CPUs; files and outputs on a folder every node shares. Skips files whose outputs all "
+                   "exist (resumes) unless --overwrite.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def separate(**options) -> None:
     """Separate audio files (or every file of --input DIR) into stems.
@@ -137,8 +144,8 @@ def separate(**options) -> None:
     With a model alias that depends on the sample rate (see `deepsep models`), each file gets the
     model for its rate. Options are checked (against every model the files need) before any file
     is separated: a usage error exits with status 2. A file whose outputs exist fails unless
-    --overwrite or --skip-existing. SIGINT and SIGTERM remove the unfinished files and exit with
-    status 130 and 143."""
+    --overwrite or --skip-existing (the default with --cluster). SIGINT and SIGTERM remove the
+    unfinished files and exit with status 130 and 143."""
     from .interrupts import Interrupted, interrupts_raise
 
     try:
@@ -151,20 +158,28 @@ def separate(**options) -> None:
 
 def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
               jobs, segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
-              atten_lim, plot, quiet) -> None:
+              atten_lim, plot, quiet, cluster) -> None:
     from .inputs import input_files, plan_inputs
     from .modelcache import ModelCache
     from .options import OutputOptions, engine_options
     from .outputs import check_output, clip_warning, existing_policy, output_bits, output_root, spectrogram_path
+    from .separation import separate_files
     from .weights import load_manifest
 
     with reported():
+        if cluster is not None:  # its address and Ray checked first; Ray is imported only here
+            from .cluster import cluster_address, import_ray
+
+            cluster_address(cluster)
+            import_ray()
+        resume = cluster is not None and not overwrite  # a cluster run skips finished files by default
         output = OutputOptions(_split_stems(stems), two_stems, fmt, output_bits(bits and int(bits), int24, float32),
-                               clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing),
+                               clip, atten_lim, filename, suffix, existing_policy(overwrite, skip_existing or resume),
                                int(mp3_bitrate) if mp3_bitrate else None)
         check_output(output)
         out_dir = output_root(out_dir, output)
-        engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
+        # with --cluster, the driver's: the models are loaded here (on the CPU) only to check the options
+        engine = engine_options("cpu" if cluster else device, segment, overlap, batch_size, shifts, threads)
         batch, dropped = plan_inputs(input_files(paths, input_dir), output)
         manifest = load_manifest()
         models = ModelCache(model_name or manifest.default, engine.device, manifest, trust_local)
@@ -178,7 +193,11 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
     if dropped:
         warn(f"{len(dropped)} input(s) named like the --suffix output of another input, not separated: "
              f"{', '.join(map(str, dropped[:3]))}{', ...' if len(dropped) > 3 else ''}")
-    results = _run_batch(models, batch, out_dir, output, engine, quiet, jobs)
+    if cluster is not None:
+        results = _run_on_cluster(cluster, models, batch, out_dir, output, engine, (device, jobs, threads, batch_size), quiet)
+    else:
+        results = _run_batch(lambda start: separate_files(models, batch, out_dir, output, engine, start, jobs or 1), quiet,
+                             len(batch))
     if plot:
         for r in results:
             if not r.error and not r.skipped:
@@ -193,10 +212,36 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
         sys.exit(1)
 
 
-def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: int = 1) -> list[FileResult]:
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _run_on_cluster(value: str, models: ModelCache, batch, out_dir, output, engine, workers: tuple,
+                    quiet: bool) -> list[FileResult]:
+    """``separate --cluster``: the batch on a Ray cluster's workers (``workers``: --device, -j,
+    --threads, --batch-size); the results in the batch's order, as a local run gives them."""
+    from .cluster import connected, plan_workers, separate_on_cluster
 
-    from .separation import separate_files
+    device, jobs, threads, batch_size = workers
+    with reported(), connected(value) as resources:
+        plan = plan_workers(resources, device, jobs, threads, batch_size)
+        if not quiet:
+            err.print(f"Ray cluster ({resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs): up to "
+                      f"{plan.count} worker(s) on {plan.device}, --batch-size {plan.batch_size}", highlight=False)
+        results = _run_batch(lambda start: separate_on_cluster(models, batch, out_dir, output, engine, plan, threads, start),
+                             quiet, len(batch))
+    order = {item: i for i, item in enumerate(batch)}
+    return sorted(results, key=lambda r: order[r.path, r.track])
+
+
+#: in a batch of more files, only this many finished files keep their progress bars, below one bar
+#: for the whole batch (the display draws every bar at each refresh: a thousand made it the work)
+SHOWN_FINISHED = 20
+
+
+def _run_batch(separated: Callable[[Callable[[Path, str], ProgressFn]], Generator[FileResult, None, None]],
+               quiet: bool, count: int) -> list[FileResult]:
+    """Show the progress of a batch of ``count`` files, ``separated(start)`` (``start(file, track)``
+    makes a file's progress bar and gives its callback), with its warnings and errors; its results."""
+    from collections import deque
+
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     results: list[FileResult] = []
     progress = Progress(
@@ -204,17 +249,19 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: 
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet, transient=False,
     )
     tasks: dict[tuple[Path, str], TaskID] = {}  # (file, track) -> its progress bar, made as the file starts
+    overall = progress.add_task(f"{count} files", total=count) if count > SHOWN_FINISHED else None
+    finished: deque[TaskID] = deque()
 
-    def start(path: Path, track: str):
+    def start(path: Path, track: str) -> ProgressFn:
         task = tasks[path, track] = progress.add_task(escape(track[:40]), total=None)
         return lambda done, total: progress.update(task, completed=done, total=total)
 
     # closing() ends the generator, and with it the workers, if the loop stops early
-    with progress, closing(separate_files(models, batch, out_dir, output, engine, start, jobs)) as separated:
-        for result in separated:
+    with progress, closing(separated(start)) as results_of:
+        for result in results_of:
             if (result.path, result.track) not in tasks:  # failed before it started (its model or header)
                 start(result.path, result.track)
-            task, label = tasks[result.path, result.track], escape(result.track[:40])
+            task, label = tasks.pop((result.path, result.track)), escape(result.track[:40])
             for warning in result.warnings:
                 progress.console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             if result.error:
@@ -224,6 +271,11 @@ def _run_batch(models: ModelCache, batch, out_dir, output, engine, quiet, jobs: 
                 progress.update(task, completed=1, total=1,
                                 description=f"{label} (skipped: outputs exist)" if result.skipped else label)
             results.append(result)
+            finished.append(task)
+            if overall is not None:
+                progress.advance(overall)
+                if len(finished) > SHOWN_FINISHED:
+                    progress.remove_task(finished.popleft())
     return results
 
 

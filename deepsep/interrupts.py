@@ -30,19 +30,27 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 @contextmanager
 def interrupts_raise() -> Iterator[None]:
     """Inside, SIGINT and SIGTERM raise :class:`Interrupted`; the first one only: later ones are
-    ignored while the program cleans up. Outside the main thread, nothing changes."""
+    ignored while the program cleans up. A library that turns it into a KeyboardInterrupt of its
+    own (Ray, waiting for its workers) has it raised again as :class:`Interrupted` on the way out.
+    Outside the main thread, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         for s in INTERRUPTS:
             signal.signal(s, signal.SIG_IGN)
+        received.append(signum)
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in INTERRUPTS}
     try:
         yield
+    except KeyboardInterrupt as e:
+        if received and not isinstance(e, Interrupted):
+            raise Interrupted(received[0]) from None
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)

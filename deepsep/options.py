@@ -69,12 +69,15 @@ def engine_options(device: str, segment: float | None = None, overlap: float = 0
     ('auto'), the batch size defaulted (1 on the CPU, 16 on a GPU) and torch's threads set
     (:func:`set_threads`)."""
     device = resolve_device(device)
-    if batch_size is None:
-        batch_size = 16 if device.startswith("cuda") else 1
-    engine = EngineOptions(segment, overlap, batch_size, device, shifts)
+    engine = EngineOptions(segment, overlap, default_batch_size(device) if batch_size is None else batch_size, device, shifts)
     check_engine(engine)
     set_threads(threads, device)
     return engine
+
+
+def default_batch_size(device: str) -> int:
+    """Segments per forward pass when --batch-size is not given: 1 on the CPU, 16 on a GPU."""
+    return 16 if device.startswith("cuda") else 1
 
 
 def set_threads(threads: int | None, device: str) -> None:

@@ -58,13 +58,11 @@ def separate_file(
     start = time.perf_counter()
     path, out_dir = Path(path), Path(out_dir)
     check_output(output, model.sources)
-    names, matrix = stem_matrix(model.sources, output)
+    _, matrix = stem_matrix(model.sources, output)
     track = track or track_name(path)
-    targets = output_paths(path, out_dir, track, model_name, names, output)
+    targets, others = _targets(model, path, out_dir, track, model_name, output, known)
     staging = path.parent if output.suffix is not None else out_dir
     _remove_partials({staging, *(p.parent for p in targets.values())}, cleaned)
-    others = other_stem_paths(path, out_dir, track, model_name, model.sources, output,
-                              known_sources() if known is None else known)
     if skip_or_refuse(targets, others, output):
         return FileResult(path, track, outputs=targets, model=model_name, skipped=True)
     with AudioReader(path) as reader:
@@ -82,6 +80,34 @@ def separate_file(
                         model=model_name, warnings=reader.warnings)
     result.gain_db = float(20 * np.log10(scale)) if scale != 1.0 else 0.0
     return result
+
+
+def _targets(model: SeparationModel, path: Path, out_dir: Path, track: str, model_name: str, output: OutputOptions,
+             known: Collection[str] | None) -> tuple[dict[str, Path], list[Path]]:
+    """A file's stem paths, and where stems of the ``known`` sources that the model lacks would be
+    (see :func:`~deepsep.outputs.other_stem_paths`)."""
+    names, _ = stem_matrix(model.sources, output)
+    targets = output_paths(path, out_dir, track, model_name, names, output)
+    others = other_stem_paths(path, out_dir, track, model_name, model.sources, output,
+                              known_sources() if known is None else known)
+    return targets, others
+
+
+def finished_result(models: ModelCache, path: Path, track: str, out_dir: Path, output: OutputOptions,
+                    known: Collection[str] | None = None) -> FileResult | None:
+    """The skipped result of a file whose outputs all exist under --skip-existing (the rule of
+    :func:`separate_file`, checked without reading the audio), or None: the file is to be separated
+    (or fails there, with its error)."""
+    if output.existing != "skip":
+        return None
+    try:
+        name, model = models.for_file(path)
+        targets, others = _targets(model, path, out_dir, track, name, output, known)
+        if skip_or_refuse(targets, others, output):
+            return FileResult(path, track, outputs=targets, model=name, skipped=True)
+    except DeepsepError:
+        pass
+    return None
 
 
 def _remove_partials(folders: set[Path], cleaned: set[Path] | None) -> None:
@@ -166,19 +192,10 @@ def separate_files(
     stop = threading.Event()
 
     def one(path: Path, track: str) -> FileResult:
-        name = ""
         progress = progress_for(path, track) if progress_for else None
         if jobs > 1:
-            progress = _stoppable(progress, stop)
-        try:
-            name, model = models.for_file(path)
-            return separate_file(model, path, out_dir, output, engine, track=track, progress=progress,
-                                 model_name=name, known=known, cleaned=cleaned)
-        except DeepsepError as e:
-            return FileResult(path, track, model=name, error=str(e))
-        except Exception as e:  # an unexpected failure on one file: report it, go on with the others
-            detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return FileResult(path, track, model=name, error=f"{path}: {type(e).__name__}: {detail}")
+            progress = stoppable(progress, stop)
+        return separate_batch_file(models, path, track, out_dir, output, engine, progress, known, cleaned)
 
     if jobs <= 1:
         for path, track in files:
@@ -198,11 +215,28 @@ def separate_files(
             wait(futures)
 
 
+def separate_batch_file(models: ModelCache, path: Path, track: str, out_dir: Path, output: OutputOptions,
+                        engine: EngineOptions, progress: ProgressFn | None, known: Collection[str],
+                        cleaned: set[Path]) -> FileResult:
+    """One file of a batch (:func:`separate_file` with the model ``models`` picks for it): its
+    result, with ``error`` set when it fails, so that the batch goes on."""
+    name = ""
+    try:
+        name, model = models.for_file(path)
+        return separate_file(model, path, out_dir, output, engine, track=track, progress=progress,
+                             model_name=name, known=known, cleaned=cleaned)
+    except DeepsepError as e:
+        return FileResult(path, track, model=name, error=str(e))
+    except Exception as e:  # an unexpected failure on one file: report it, go on with the others
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return FileResult(path, track, model=name, error=f"{path}: {type(e).__name__}: {detail}")
+
+
 class Stopped(Exception):
     """A batch stopped while this file was under way (its hidden files are removed)."""
 
 
-def _stoppable(progress: ProgressFn | None, stop: threading.Event) -> ProgressFn:
+def stoppable(progress: ProgressFn | None, stop: threading.Event) -> ProgressFn:
     """``progress``, raising :class:`Stopped` once ``stop`` is set (the stream calls it every block)."""
 
     def call(done: int, total: int | None) -> None:

@@ -216,14 +216,15 @@ class Resolved:
     entry: ManifestEntry | None
 
 
-def _is_path(name: str) -> bool:
+def is_model_path(name: str) -> bool:
+    """Whether a model name is a file's path (a ``.safetensors`` name, or one with a folder)."""
     return name.endswith(".safetensors") or os.sep in name
 
 
 def alias_for_rate(name: str, rate: int | None, manifest: Manifest | None = None) -> str:
     """The concrete model name for an input at ``rate`` Hz: a rate-dependent alias picks by its
     rules; any other name (a file, a test model, a model, a plain alias) resolves as always."""
-    if _is_path(name) or name in TEST_MODELS:
+    if is_model_path(name) or name in TEST_MODELS:
         return name
     return (manifest or load_manifest()).alias_for_rate(name, rate)
 
@@ -256,7 +257,7 @@ def resolve(name: str, manifest: Manifest | None = None, download: bool = True, 
     """Find the weights of ``name`` (a path, a test model, a manifest name or alias), verified (a
     path: see :func:`check_local_file`); ``rate``, the input's sample rate, decides a
     rate-dependent alias (see :func:`alias_for_rate`)."""
-    if _is_path(name):
+    if is_model_path(name):
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from deepsep.audio import HOST, pid_alive
 from deepsep.cli import main
 
 
@@ -495,15 +496,35 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path, write_audio):
     (out / "song").mkdir(parents=True)
     (out / "other").mkdir()
     stale = [out / f".voice.wav.partial-{pid}-0.w64", out / f".noise.wav.partial-{pid}-1",
-             out / "song" / f".voice.wav.partial-{pid}.w64", out / "song" / f".noise.wav.partial-{pid}"]
+             out / "song" / f".voice.wav.partial-{pid}.w64", out / "song" / f".noise.wav.partial-{pid}",
+             out / f".voice.wav.partial-{pid}-2@{HOST}.w64"]
     kept = [out / f".voice.wav.partial-{os.getppid()}-0.w64", out / ".notes.partial", out / f"voice.wav.partial-{pid}",
-            out / "other" / f".voice.wav.partial-{pid}.w64"]  # a folder this run does not write to
+            out / "other" / f".voice.wav.partial-{pid}.w64",  # a folder this run does not write to
+            out / f".voice.wav.partial-{pid}-3@another-machine.w64"]  # a cluster worker's: its PID is not ours to judge
     for p in stale + kept:
         p.write_bytes(b"x")
     src = write_audio("song.wav")
     assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q").exit_code == 0
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
     assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "voice.wav"]
+
+
+def test_progress_of_a_large_batch_keeps_the_last_bars(capsys):
+    """Past SHOWN_FINISHED files, the oldest finished bars give way to one bar for the batch (every
+    bar is drawn at each refresh: thousands of files made the display itself the work)."""
+    from deepsep import cli
+    from deepsep.outputs import FileResult
+
+    files = [(Path(f"f{i:02d}.wav"), f"f{i:02d}") for i in range(cli.SHOWN_FINISHED + 10)]
+
+    def separated(start):
+        for path, track in files:
+            start(path, track)
+            yield FileResult(path, track, 1.0, 0.1, {"voice": Path("o") / track / "voice.wav"})
+
+    assert len(cli._run_batch(separated, quiet=False, count=len(files))) == len(files)
+    shown = capsys.readouterr().err
+    assert f"{len(files)} files" in shown and "f29" in shown and "f10" in shown and "f09" not in shown, shown
 
 
 @pytest.mark.parametrize("signum,status,jobs", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1),
@@ -601,3 +622,17 @@ def test_jobs_give_the_same_stems_in_the_same_order(tmp_path, write_audio):
     batch = [(f, f.stem) for f in [*files[:2], bad, *files[2:]]]
     results = list(separate_files(ModelCache("tiny-test", "cpu", load_manifest()), batch, tmp_path / "api", jobs=3))
     assert [r.path for r in results] == [p for p, _ in batch] and [bool(r.error) for r in results].count(True) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs Linux /proc to see a zombie")
+def test_a_dead_process_not_yet_reaped_is_not_alive():
+    """A worker that died but that its parent has not reaped yet (a zombie: what a cluster
+    worker is for a moment after os._exit) leaves hidden files that count as stale."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while "Z" not in Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1][:3]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not pid_alive(child.pid)
+    child.wait()
+    assert pid_alive(os.getpid())
