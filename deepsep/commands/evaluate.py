@@ -12,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..api import engine_options
 from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
+from ..options import engine_options
 from ..paths import SETS_ENV, sets_root
 from ..perceptual import PESQ_MISSING, pesq_available
 from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file

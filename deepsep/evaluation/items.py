@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..api import input_rate
 from ..audio import AudioReader
 from ..errors import DeepsepError
+from ..inputs import input_rate
 from ..musdb import SAMPLE_RATE, SOURCES, TrackRef, decode_track, find_tracks
 from ..voicedata import read_layout
 

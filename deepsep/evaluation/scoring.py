@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import ArrayReader, EngineOptions, separate_to_arrays
 from ..dsp import istft, stft
 from ..errors import DeepsepError
 from ..metrics import sdr, si_sdr
 from ..models.base import SeparationModel, SpectrogramMasker
+from ..options import EngineOptions
 from ..perceptual import pesq_score, stoi_score
+from ..pipeline import ArrayReader, separate_to_arrays
 from .items import EvalItem
 
 #: a reference quieter than this (RMS, dBFS) is silent: its item is reported but not averaged

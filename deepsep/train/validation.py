@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..api import EngineOptions
 from ..augment import room_impulse_responses
 from ..evaluation import EvalItem, baseline_estimates, in_memory, score_rows, sdr_means, speech_items
 from ..evaluation import evaluate as evaluate_items
 from ..models.base import SeparationModel
 from ..musdb import SOURCES, MusicDataset
+from ..options import EngineOptions
 from ..voicedata import build_mixtures
 
 DEFAULT_VALID_SNRS = (-5, 0, 5, 10)
