@@ -63,11 +63,16 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
         cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-O", "float",
                "-F", str(wav), "-r", str(sample_rate), str(soundfont), str(midi_path)]
         # FluidSynth plays ~17x real time: a render that needs more CPU than this hangs on a note
-        # (CPU time, not wall time, so that a busy machine does not stop a sound render)
-        limit = int(60 + 2 * (length or 300))
-        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: _limit_cpu(limit))
-        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-            raise DeepsepError(f"{midi_path}: fluidsynth used {limit} s of CPU without finishing (a note never released?)")
+        # (CPU time, not wall time, so that a busy machine does not stop a sound render); and it
+        # may not write more than a minute past the expected length (a hung note renders silence
+        # fast: unbounded, it fills the disk before the CPU limit stops it)
+        seconds = length or 300
+        limit = int(60 + 2 * seconds)
+        max_bytes = int((seconds + 60) * sample_rate * 2 * 4) + 4096  # float32 stereo + header
+        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: _limit_child(limit, max_bytes))
+        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, -signal.SIGXFSZ):
+            raise DeepsepError(f"{midi_path}: fluidsynth did not finish within {limit} s of CPU and "
+                               f"{max_bytes >> 20} MB of output (a note never released?)")
         if proc.returncode != 0 or not wav.is_file():
             raise DeepsepError(f"{midi_path}: fluidsynth failed ({(proc.stderr or proc.stdout).strip()[:200]})")
         audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
@@ -80,11 +85,13 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
     return np.pad(audio, ((0, 0), (0, max(0, n - audio.shape[1]))))[:, :n]
 
 
-def _limit_cpu(seconds: int) -> None:
-    """In the child process: at most ``seconds`` of CPU time (then SIGXCPU)."""
+def _limit_child(seconds: int, max_bytes: int) -> None:
+    """In the child process: at most ``seconds`` of CPU time (then SIGXCPU) and files of at most
+    ``max_bytes`` (then SIGXFSZ)."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
 
 def render_drums(midi_path: str | Path, soundfont: str | Path, kit: int = 0, sample_rate: int = 44100) -> np.ndarray:

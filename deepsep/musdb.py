@@ -289,6 +289,7 @@ class MusicDataset:
                 Path(split_file).write_text(json.dumps(
                     {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
         by_name = {t.name: t for t in refs}
+        self.main_names = set(train)  # the training tracks of ``root`` (the rest are added sets)
         solo_names: dict[str, str] = {}  # one-stem track -> its stem
         limit = solo_minutes * 60 if solo_minutes else None
         folders = [(f, find_tracks(f), None) for f in extra] + [(f, solo_tracks(f, s, limit), s) for s, f in solo]

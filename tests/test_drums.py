@@ -101,14 +101,20 @@ def test_midi_songs_render_into_parts_that_add_up_to_the_song(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song"]
 
 
-def test_renders_are_limited_in_cpu_time_not_wall_time():
+def test_renders_are_limited_in_cpu_time_not_wall_time_and_in_output_size(tmp_path):
     import signal
     import subprocess
     import sys
 
-    from deepsep.drums import _limit_cpu
+    from deepsep.drums import _limit_child
 
-    busy = subprocess.run([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: _limit_cpu(1), timeout=120)
+    busy = subprocess.run([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: _limit_child(1, 1 << 20), timeout=120)
     assert busy.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
-    idle = subprocess.run([sys.executable, "-c", "import time; time.sleep(1.5)"], preexec_fn=lambda: _limit_cpu(1))
+    idle = subprocess.run([sys.executable, "-c", "import time; time.sleep(1.5)"], preexec_fn=lambda: _limit_child(1, 1 << 20))
     assert idle.returncode == 0  # 1.5 s of wall time, no CPU: not stopped
+    # a render that writes on and on (a hung note) is stopped at its size limit, not at the disk's
+    out = tmp_path / "out.wav"
+    writer = "import sys\nwith open(sys.argv[1], 'wb') as f:\n    while True: f.write(bytes(65536))"
+    big = subprocess.run([sys.executable, "-c", writer, str(out)], preexec_fn=lambda: _limit_child(60, 1 << 20),
+                         capture_output=True, timeout=120)
+    assert big.returncode != 0 and out.stat().st_size <= 1 << 20

@@ -27,6 +27,7 @@ from deepsep.train.music import (
     export_music,
     load_data,
     mask_losses,
+    track_weights,
     train_music,
     trained_on,
 )
@@ -352,6 +353,25 @@ def test_remix_draws_stems_from_tracks_that_know_them_and_long_tracks_more_often
     assert batches.weights is not None
     _, known = batches.batch(200)
     assert (~known[:, 2]).float().mean() > 0.8  # the bass-less track, 10 times longer, drawn ~10 times in 11
+
+
+def test_main_share_divides_the_draws_between_the_main_tracks_and_the_added_sets():
+    from deepsep.errors import UsageError
+
+    lengths, main = [100, 300, 1000, 3000], [True, True, False, False]
+    np.testing.assert_allclose(track_weights(lengths, main), np.array(lengths) / 4400)  # default: by length
+    w = track_weights(lengths, main, 0.6)
+    np.testing.assert_allclose(w, [0.15, 0.45, 0.4 / 4, 0.4 * 3 / 4])  # 60 % main (by length within), 40 % the rest
+    np.testing.assert_allclose(track_weights(lengths, [True] * 4, 0.6), np.array(lengths) / 4400)  # nothing to divide
+    # drawn as weighted: a one-track-per-set pair, the added track 10 times longer, 70 % main
+    full, added = np.ones((4, 2, 400), np.float32), 10 * np.ones((4, 2, 4000), np.float32)
+    batches = MusicBatches([full, added], 300, seed=1, p_remix=0, weights=track_weights([400, 4000], [True, False], 0.7))
+    stems, _ = batches.batch(400)
+    assert 0.62 < float((stems[:, 0, 0, 0].abs() < 3).float().mean()) < 0.78  # gains: -6..+3 dB
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        MusicTrainOptions(main_share=1.0, extra=["x"])
+    with pytest.raises(UsageError, match="added sets"):
+        MusicTrainOptions(main_share=0.5)
 
 
 def test_loss_leaves_unknown_stems_out():

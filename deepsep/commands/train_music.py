@@ -51,6 +51,9 @@ def _fmt(d: dict) -> str:
               help="At most this much audio of each --vocals / --drums / --other folder (a minute takes ~53 MB of memory).")
 @click.option("--mixture-minutes", type=float, default=120.0, show_default=True,
               help="At most this much audio of each --mixtures folder (a minute takes ~11 MB of memory).")
+@click.option("--main-share", type=float, default=None, metavar="F",
+              help="Draw this share of the training examples' tracks from --data (MUSDB18) and the rest from the "
+                   "added sets (--extra, --vocals, --drums, --other) [default: every track by its length].")
 @click.option("--init", default=None, metavar="NAME_OR_FILE",
               help="Start from these weights (a model name, .safetensors or training .pt of the same config); "
                    "the export records every stage.")
@@ -86,7 +89,7 @@ def _fmt(d: dict) -> str:
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
-def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, init, cache, n_valid,
+def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
           supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
           identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
           overwrite, export_name, export_to, evaluate_only, no_progress) -> None:
@@ -96,7 +99,7 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
         opts = MusicTrainOptions(
             config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
             other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
-            init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+            main_share=main_share, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
             adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,

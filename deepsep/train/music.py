@@ -64,6 +64,7 @@ class MusicTrainOptions(RunOptions):
     mixtures: list[str] = field(default_factory=list)  # folders of unlabelled full mixes (music/songs)
     solo_minutes: float = 60.0           # at most this much of each vocals / drums / other folder
     mixture_minutes: float = 120.0       # at most this much of each mixtures folder (~11 MB of memory a minute)
+    main_share: float | None = None      # share of the draws from the --data tracks (default: every track by length)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
     split_seed: int = 42
@@ -88,26 +89,46 @@ class MusicTrainOptions(RunOptions):
         if self.mixtures and self.supervised_only:
             raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
                              "drop --supervised-only")
+        if self.main_share is not None:
+            if not 0.0 < self.main_share < 1.0:
+                raise UsageError(f"--main-share must lie between 0 and 1 (exclusive), not {self.main_share:g}")
+            if not (self.extra or self.vocals or self.drums or self.other):
+                raise UsageError("--main-share divides the draws between --data and the added sets "
+                                 "(--extra, --vocals, --drums, --other): give at least one")
 
 
 # ----------------------------------------------------------------------------- data
 
 
+def track_weights(lengths: Sequence[int], main: Sequence[bool], main_share: float | None = None) -> np.ndarray:
+    """The chance of drawing each training track, (tracks,) summing to 1: in proportion to its
+    length, and with ``main_share`` the ``main`` tracks together get that share of the draws (each
+    by its length among them) and the others the rest."""
+    w = np.asarray(lengths, dtype=np.float64)
+    is_main = np.asarray(main, dtype=bool)
+    if main_share is not None and is_main.any() and (~is_main).any():
+        w = np.where(is_main, main_share * w / w[is_main].sum(), (1.0 - main_share) * w / w[~is_main].sum())
+    return w / w.sum()
+
+
 class MusicBatches:
     """Random augmented batches from the training tracks (see :func:`deepsep.musdb.remix`): tracks
-    are drawn in proportion to their length (equally when all are as long), and ``known`` gives
-    each track's mask of known stems (default: all known). ``songs`` are unlabelled full mixes
-    (2, time), drawn by length too (:meth:`songs_batch`)."""
+    are drawn by ``weights`` (default: in proportion to their length; see :func:`track_weights`),
+    and ``known`` gives each track's mask of known stems (default: all known). ``songs`` are
+    unlabelled full mixes (2, time), drawn by length (:meth:`songs_batch`)."""
 
     def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5,
-                 known: Sequence[np.ndarray] | None = None, songs: Sequence[np.ndarray] = ()):
+                 known: Sequence[np.ndarray] | None = None, songs: Sequence[np.ndarray] = (),
+                 weights: np.ndarray | None = None):
         self.tracks = list(tracks)
         self.known = None if known is None else list(known)
         self.songs = list(songs)
         self.segment = segment
         self.p_remix = p_remix
         lengths = np.array([t.shape[-1] for t in self.tracks], dtype=np.float64)
-        self.weights = None if np.all(lengths == lengths[0]) else lengths
+        if weights is None and not np.all(lengths == lengths[0]):
+            weights = lengths
+        self.weights = weights
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,8 +343,10 @@ class MusicTask:
 
     def _batches(self) -> MusicBatches:
         d, o = self.dataset, self.opts
-        return MusicBatches([d.stems(n) for n in d.train_names], int(round(o.segment * self.model.sample_rate)), o.seed,
-                            p_remix=o.p_remix, known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()))
+        tracks = [d.stems(n) for n in d.train_names]
+        weights = track_weights([t.shape[-1] for t in tracks], [n in d.main_names for n in d.train_names], o.main_share)
+        return MusicBatches(tracks, int(round(o.segment * self.model.sample_rate)), o.seed, p_remix=o.p_remix,
+                            known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()), weights=weights)
 
     def step_loss(self) -> StepLoss:
         o, adversary = self.opts, self.adversary
@@ -379,6 +402,8 @@ def trained_on(opts: MusicTrainOptions) -> str:
     parts += [f"drum stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.drums]
     parts += [f"'other' stems of {f} (at most {opts.solo_minutes:g} min)" for f in opts.other]
     parts += [f"unlabelled mixtures of {f} (at most {opts.mixture_minutes:g} min)" for f in opts.mixtures]
+    if opts.main_share is not None:
+        parts.append(f"{opts.main_share:.0%} of the examples drawn from the first")
     return "; ".join(parts)
 
 
