@@ -10,9 +10,12 @@ What a package gives (see :data:`PACKAGES`):
   their sum, the song as heard, to ``mixtures/``;
 - ``midi``: General MIDI songs, rendered per part with FluidSynth (:mod:`deepsep.midistems`) into
   track folders ``rendered/<package>/<song>/{drums,bass,other,vocals}.flac``.
+- ``drumkits``: recorded drum kits in Hydrogen's format (``drumkits/<package>/<kit>/``), the
+  kits that can play a drum performance (:func:`deepsep.drumkit.find_kits`), for ``deepsep data
+  drums --hydrogen``.
 
 Layout of the output folder: ``mixtures/<package>/...``, ``other/<package>/<song>.ogg``,
-``rendered/<package>/<song>/``,
+``rendered/<package>/<song>/``, ``drumkits/<package>/<kit>/``,
 ``licences/<package>.copyright`` and ``sources/<package>.json`` (version, the .deb's sha256,
 licence, every file kept and every file skipped with the reason), written last: a package with
 its ``sources/`` record is done, and a rerun skips it. No file whose name is a MUSDB18 test song's
@@ -121,6 +124,8 @@ PACKAGES: tuple[Package, ...] = (
     Package("fretsonfire-songs-sectoid", "fof", (_FOF.format("sectoid"),), "MIT/Expat (Carlos Viola Iborra)"),
     Package("openttd-openmsx", "midi", ("./usr/share/games/openttd/baseset/openmsx/*.mid",), "GPL-2"),
     Package("planetblupi-music-midi", "midi", ("./usr/share/planetblupi/music/*.mid",), "GPL-3+"),
+    Package("hydrogen-drumkits", "drumkits", ("./usr/share/hydrogen/data/drumkits/*",),
+            "GPL-2 / GPL-2+ / CC-BY-SA-3.0 / CC-BY-3.0 / CC0, kit by kit (see its copyright)"),
 )
 
 
@@ -277,6 +282,8 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
             kept, skipped = _render_midi(package, root, paths, out, soundfont)
         elif package.kind == "fof":
             kept, skipped = _stage_fof(package, root, paths, staged)
+        elif package.kind == "drumkits":
+            kept, skipped = _stage_drumkits(package, root, paths, staged)
         else:
             kept, skipped = _stage_mixtures(package, root, paths, staged, Path(tmp) / "zip")
         (staged / "licences").mkdir(parents=True, exist_ok=True)
@@ -327,6 +334,28 @@ def _stage_fof(package: Package, root: Path, paths: Sequence[str], staged: Path)
     return kept, skipped
 
 
+def _stage_drumkits(package: Package, root: Path, paths: Sequence[str], staged: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped) of a drum-kit package: each Hydrogen kit able to play a drum performance
+    moved into ``staged/drumkits/<package>/<kit>/``; hand-percussion and effect kits skipped."""
+    from .drumkit import find_kits
+
+    kits_root = root / os.path.commonpath([p.lstrip("./") for p in paths])
+    while not any(kits_root.glob("*/drumkit.xml")) and kits_root != root:
+        kits_root = kits_root.parent
+    playable = set(find_kits(kits_root))
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    for kit in sorted(d for d in kits_root.iterdir() if (d / "drumkit.xml").is_file()):
+        if kit not in playable:
+            skipped.append({"file": kit.name, "why": "no kick, snare or hi-hat: cannot play a drum performance"})
+            continue
+        dst = staged / "drumkits" / package.name / kit.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(kit), dst)
+        kept.append({"file": f"drumkits/{package.name}/{kit.name}", "samples": sum(1 for f in dst.rglob("*") if f.is_file())})
+    return kept, skipped
+
+
 def _music_files(package: Package, root: Path, paths: Sequence[str], unzipped: Path) -> list[tuple[str, Path, str]]:
     """(member, unpacked path, flat file name) of each music file of a mixtures package; with
     ``package.inner``, the files inside the archives the globs took (unpacked below ``unzipped``)."""
@@ -365,7 +394,7 @@ def _stage_mixtures(package: Package, root: Path, paths: Sequence[str], staged: 
 def _move_staged(package: Package, staged: Path, out: Path) -> None:
     """Move a package's staged folders (mixtures, other) and licence into ``out``, replacing what
     an interrupted run left there."""
-    for sub in ("mixtures", "other"):
+    for sub in ("mixtures", "other", "drumkits"):
         src = staged / sub / package.name
         if src.is_dir():
             dst = out / sub / package.name

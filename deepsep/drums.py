@@ -1,10 +1,14 @@
 """Drum stems rendered from MIDI performances (e.g. the Groove MIDI Dataset in ``music/groove``).
 
-Each MIDI file is played by FluidSynth (Debian ``fluidsynth``) with a General MIDI soundfont's
-drum kit, chosen per file from ``kits`` (GM drum-kit programs of bank 128: 0 Standard, 8 Room,
-16 Power, 24 Electronic, 25 TR-808, 32 Jazz, 40 Brush, 48 Orchestra in FluidR3_GM), with the
-drummer's own velocities, and cut to the MIDI's length. The Roland TD-11 notes that General MIDI
-lacks (hi-hat edges, the second floor tom) are mapped to their GM neighbours first.
+Two renderers play each MIDI file, with the drummer's own velocities, cut to the MIDI's length
+(the Roland TD-11 notes that General MIDI lacks, hi-hat edges and the second floor tom, mapped to
+their GM neighbours first):
+
+- :func:`soundfont_renderer`: FluidSynth (Debian ``fluidsynth``) with a General MIDI soundfont's
+  drum kit, chosen per file from ``kits`` (GM drum-kit programs of bank 128: 0 Standard, 8 Room,
+  16 Power, 24 Electronic, 25 TR-808, 32 Jazz, 40 Brush, 48 Orchestra in FluidR3_GM);
+- :func:`hydrogen_renderer`: recorded kits in Hydrogen's format (Debian ``hydrogen-drumkits``),
+  played by :mod:`deepsep.drumkit`, one kit per file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -29,9 +35,19 @@ DRUM_CHANNEL = 9  # General MIDI channel 10
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 
-def kit_for(name: str, kits: tuple[int, ...]) -> int:
-    """The kit of a file: the same for the same name on every machine (not Python's salted hash)."""
-    return kits[int(hashlib.sha1(name.encode()).hexdigest(), 16) % len(kits)]
+T = TypeVar("T")
+#: a drum renderer: (MIDI file, its output name) -> (2, time) float32 at its sample rate
+Renderer = Callable[[Path, str], np.ndarray]
+
+
+def _name_hash(name: str) -> int:
+    """A number from a file name, the same on every machine (not Python's salted hash)."""
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16)
+
+
+def kit_for(name: str, kits: Sequence[T]) -> T:
+    """The kit of a file: the same for the same name on every machine."""
+    return kits[_name_hash(name) % len(kits)]
 
 
 def prepared_midi(src: Path, dst: Path, kit: int) -> float:
@@ -68,7 +84,9 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
         # fast: unbounded, it fills the disk before the CPU limit stops it)
         seconds = length or 300
         limit = int(60 + 2 * seconds)
-        max_bytes = int((seconds + 60) * sample_rate * 2 * 4) + 4096  # float32 stereo + header
+        # float32 stereo + header, and at least 256 MB: FluidSynth's PulseAudio client sizes a 64 MB
+        # shared-memory file at start, even when it renders to a file
+        max_bytes = max(int((seconds + 60) * sample_rate * 2 * 4) + 4096, 256 << 20)
         proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: _limit_child(limit, max_bytes))
         if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, -signal.SIGXFSZ):
             raise DeepsepError(f"{midi_path}: fluidsynth did not finish within {limit} s of CPU and "
@@ -102,11 +120,38 @@ def render_drums(midi_path: str | Path, soundfont: str | Path, kit: int = 0, sam
         return render_midi(mid, soundfont, sample_rate, length)
 
 
-def render_folder(midi_dir: str | Path, out_dir: str | Path, soundfont: str | Path, kits: tuple[int, ...] = GM_KITS,
-                  sample_rate: int = 44100, limit: int | None = None, progress=None) -> list[Path]:
-    """Render every ``*.mid`` under ``midi_dir`` (sorted; the first ``limit``) into ``out_dir`` as
-    ``<path with _ for />.flac`` (24-bit, peak 0.99), each with its kit (:func:`kit_for`); files
-    already there are kept (a run can be resumed). Returns the output files."""
+def soundfont_renderer(soundfont: str | Path, kits: Sequence[int] = GM_KITS, sample_rate: int = 44100) -> Renderer:
+    """FluidSynth with ``soundfont``: each file with one of its GM drum kits (:func:`kit_for`)."""
+    if not Path(soundfont).is_file():
+        raise DeepsepError(f"soundfont not found: {soundfont} (apt-get install fluid-soundfont-gm, or give --soundfont)")
+    return lambda midi, name: render_drums(midi, soundfont, kit_for(name, kits), sample_rate)
+
+
+def hydrogen_renderer(kit_dirs: Sequence[str | Path], sample_rate: int = 44100) -> Renderer:
+    """The recorded kits of ``kit_dirs`` (Hydrogen kit folders, see :func:`deepsep.drumkit.find_kits`):
+    each file with one of them (:func:`kit_for`) and its own random stream (seeded by its name), so
+    a render is the same on every machine. Kits are decoded when first used."""
+    from .drumkit import DrumKit, drum_notes, load_kit, render_notes
+
+    if not kit_dirs:
+        raise DeepsepError("no Hydrogen drum kits given")
+    loaded: dict[Path, DrumKit] = {}
+
+    def render(midi: Path, name: str) -> np.ndarray:
+        folder = Path(kit_for(name, list(kit_dirs)))
+        if folder not in loaded:
+            loaded[folder] = load_kit(folder, sample_rate)
+        notes, length = drum_notes(midi, TD11_TO_GM)
+        return render_notes(loaded[folder], notes, length, np.random.default_rng(_name_hash(name) % 2**63))
+
+    return render
+
+
+def render_folder(midi_dir: str | Path, out_dir: str | Path, render: Renderer, sample_rate: int = 44100,
+                  limit: int | None = None, progress=None) -> list[Path]:
+    """Render every ``*.mid`` under ``midi_dir`` (sorted; the first ``limit``) with ``render``
+    (audio at ``sample_rate``) into ``out_dir`` as ``<path with _ for />.flac`` (24-bit, peak
+    0.99); files already there are kept (a run can be resumed). Returns the output files."""
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
     files = sorted(midi_dir.rglob("*.mid"))[:limit]
     if not files:
@@ -119,7 +164,7 @@ def render_folder(midi_dir: str | Path, out_dir: str | Path, soundfont: str | Pa
         name = "_".join(f.relative_to(midi_dir).with_suffix("").parts)
         dst = out_dir / f"{name}.flac"
         if not dst.is_file():
-            audio = render_drums(f, soundfont, kit_for(name, kits), sample_rate)
+            audio = render(f, name)
             peak = float(np.abs(audio).max())
             if peak > 0:
                 tmp = dst.with_name(dst.name + ".partial.flac")

@@ -126,3 +126,24 @@ def test_midi_packages_are_rendered_into_track_folders(tmp_path):
     assert [k["file"] for k in record["kept"]] == ["rendered/fake-midi/tune"]
     folder = tmp_path / "out" / "rendered" / "fake-midi" / "tune"
     assert sorted(p.name for p in folder.iterdir()) == ["bass.flac", "drums.flac", "other.flac", "vocals.flac"]
+
+
+def test_drum_kit_packages_keep_the_kits_that_can_play_a_beat(tmp_path):
+    from deepsep.drumkit import find_kits
+
+    def kit(names: list[str]) -> bytes:
+        inst = "".join(f"<instrument><name>{n}</name><layer><filename>s{i}.wav</filename><min>0</min><max>1</max>"
+                       "</layer></instrument>" for i, n in enumerate(names))
+        return f'<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit"><instrumentList>{inst}</instrumentList></drumkit_info>'.encode()
+
+    base = "usr/share/hydrogen/data/drumkits"
+    files: dict[str, float | bytes] = {f"{base}/Rock Kit/drumkit.xml": kit(["Kick", "Snare", "Closed HH"]),
+                                       f"{base}/Hands/drumkit.xml": kit(["Cajon", "Clap"])}
+    for i in range(3):
+        files[f"{base}/Rock Kit/s{i}.wav"] = 0.1
+    _deb(tmp_path, "fake-kits", files)
+    package = debian.Package("fake-kits", "drumkits", ("./usr/share/hydrogen/data/drumkits/*",), "GPL-2")
+    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs")
+    assert [k["file"] for k in record["kept"]] == ["drumkits/fake-kits/Rock Kit"]
+    assert record["skipped"][0]["file"] == "Hands" and (tmp_path / "out" / "licences" / "fake-kits.copyright").is_file()
+    assert find_kits(tmp_path / "out" / "drumkits") == [tmp_path / "out" / "drumkits" / "fake-kits" / "Rock Kit"]

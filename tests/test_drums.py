@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from deepsep.drums import TD11_TO_GM, kit_for, prepared_midi, render_drums, render_folder
+from deepsep.drums import TD11_TO_GM, kit_for, prepared_midi, render_drums, render_folder, soundfont_renderer
 from deepsep.errors import DeepsepError
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -49,15 +49,17 @@ def test_render_is_a_drum_stem_of_the_midis_length(tmp_path):
     assert first_hit < 0.05 * 22050  # the kick at 0 s
     (tmp_path / "midi" / "d1").mkdir(parents=True)
     _groove(tmp_path / "midi" / "d1" / "x.mid", bars=1)
-    out = render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
+    out = render_folder(tmp_path / "midi", tmp_path / "out", soundfont_renderer(SOUNDFONT, (0,), 22050), 22050)
     assert [p.name for p in out] == ["d1_x.flac"] and sf.info(str(out[0])).samplerate == 22050
     (tmp_path / "out" / "d1_y.flac.partial.flac").write_bytes(b"killed half-way")
     mtime = out[0].stat().st_mtime_ns
-    render_folder(tmp_path / "midi", tmp_path / "out", SOUNDFONT, kits=(0,), sample_rate=22050)
+    render_folder(tmp_path / "midi", tmp_path / "out", soundfont_renderer(SOUNDFONT, (0,), 22050), 22050)
     assert out[0].stat().st_mtime_ns == mtime  # resumed: kept, not rendered again
     assert not list((tmp_path / "out").glob("*.partial*"))  # what a killed render left is removed
     with pytest.raises(DeepsepError, match="soundfont not found"):
         render_drums(tmp_path / "g.mid", tmp_path / "none.sf2")
+    with pytest.raises(DeepsepError, match="soundfont not found"):
+        soundfont_renderer(tmp_path / "none.sf2")
 
 
 def _song(path: Path) -> None:

@@ -74,25 +74,46 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
               help="A General MIDI soundfont (Debian fluid-soundfont-gm).")
 @click.option("--kits", default=",".join(map(str, GM_KITS)), show_default=True, callback=_kits,
               help="GM drum-kit programs to draw from, one per file.")
+@click.option("--hydrogen", "hydrogen_dir", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Play recorded drum kits in Hydrogen's format found under this folder instead of a soundfont, one "
+                   "kit per file (e.g. ~/.cache/deepsep/debian/drumkits after `deepsep data debian --package "
+                   "hydrogen-drumkits`).")
 @click.option("--sample-rate", type=int, default=44100, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N files.")
-def drums(midi_dir, data_root, out_dir, soundfont, kits, sample_rate, limit) -> None:
+@click.pass_context
+def drums(ctx, midi_dir, data_root, out_dir, soundfont, kits, hydrogen_dir, sample_rate, limit) -> None:
     """Render drum stems from MIDI performances (for music training: train music --drums OUT)."""
     from pathlib import Path
 
+    from click.core import ParameterSource
+
     from ..console import reported
-    from ..drums import render_folder
+    from ..drumkit import find_kits
+    from ..drums import hydrogen_renderer, render_folder, soundfont_renderer
+    from ..errors import UsageError
     from ..musdb import default_cache_dir
 
-    out = Path(out_dir) if out_dir else default_cache_dir().parent / "drums" / Path(soundfont).stem
+    with reported():  # usage mistakes: exit 2 before any work
+        midi_dir = default_under_root({"midi": midi_dir}, {"midi": "music/groove"}, data_root)["midi"]
+        if hydrogen_dir:
+            given = [f"--{n}" for n in ("soundfont", "kits") if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]
+            if given:
+                raise UsageError(f"--hydrogen plays recorded kits: {' and '.join(given)} (for the soundfont) cannot go with it")
+            kit_dirs = find_kits(hydrogen_dir)
+            if not kit_dirs:
+                raise UsageError(f"{hydrogen_dir}: no Hydrogen drum kit (drumkit.xml with a kick, a snare and a hi-hat) in it")
+            render = hydrogen_renderer(kit_dirs, sample_rate)
+        else:
+            render = soundfont_renderer(soundfont, kits, sample_rate)
+    name = "hydrogen" if hydrogen_dir else Path(soundfont).stem
+    out = Path(out_dir) if out_dir else default_cache_dir().parent / "drums" / name
 
     def progress(done: int, total: int) -> None:
         if done % 50 == 0 or done == total:
             click.echo(f"rendered {done}/{total}", err=True)
 
     with reported():
-        midi_dir = default_under_root({"midi": midi_dir}, {"midi": "music/groove"}, data_root)["midi"]
-        files = render_folder(midi_dir, out, soundfont, kits, sample_rate, limit, progress)
+        files = render_folder(midi_dir, out, render, sample_rate, limit, progress)
     click.echo(f"{len(files)} drum stems in {out}")
 
 
@@ -122,15 +143,16 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
 
     def progress(package, record) -> None:
         minutes = sum(k.get("seconds", 0) for k in record["kept"]) / 60
-        click.echo(f"{package.name}: kept {len(record['kept'])} files ({minutes:.0f} min), "
-                   f"skipped {len(record['skipped'])}", err=True)
+        what = "kits" if package.kind == "drumkits" else f"files ({minutes:.0f} min)"
+        click.echo(f"{package.name}: kept {len(record['kept'])} {what}, skipped {len(record['skipped'])}", err=True)
 
     with reported():
         records = build(out, packages, keep_debs=keep_debs, progress=progress, soundfont=Path(soundfont))
-    kept = sum(len(r["kept"]) for r in records)
+    kits = sum(len(r["kept"]) for r in records if r["kind"] == "drumkits")
+    kept = sum(len(r["kept"]) for r in records) - kits
     hours = sum(k.get("seconds", 0) for r in records for k in r["kept"]) / 3600
-    click.echo(f"{kept} files ({hours:.1f} h) from {len(records)} packages in {out} "
-               "(mixtures/, other/, rendered/, licences/, sources/)")
+    click.echo(f"{kept} files ({hours:.1f} h){f' and {kits} drum kits' if kits else ''} from {len(records)} packages in {out} "
+               "(mixtures/, other/, rendered/, drumkits/, licences/, sources/)")
 
 
 @data.command("listen")
