@@ -14,6 +14,7 @@ import torch
 
 from .errors import ModelError
 from .models import convtasnet, unet
+from .models.bandsplit import BandSplitConfig, BandSplitMasker
 from .models.base import ModelConfig, SeparationModel
 from .models.convtasnet import ConvTasNet, ConvTasNetConfig
 from .models.music import MusicMasker, MusicMaskerConfig
@@ -25,6 +26,7 @@ ARCHITECTURES: dict[str, tuple[type[ModelConfig], type[SeparationModel]]] = {
     "unet": (UNetConfig, UNet),
     "convtasnet": (ConvTasNetConfig, ConvTasNet),
     "music_masker": (MusicMaskerConfig, MusicMasker),
+    "music_bandsplit": (BandSplitConfig, BandSplitMasker),
 }
 
 

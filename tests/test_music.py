@@ -16,7 +16,8 @@ import torch
 from deepsep import musdb
 from deepsep.audio import resample
 from deepsep.modelfile import load_model
-from deepsep.models.music import MusicMasker, MusicMaskerConfig
+from deepsep.models.bandsplit import BandSplitConfig, BandSplitMasker
+from deepsep.models.music import MusicMasker, MusicMaskerConfig, SourceMasker
 from deepsep.registry import build_model
 from deepsep.train.adversary import Adversary
 from deepsep.train.checkpoints import load_checkpoint, model_from_checkpoint
@@ -209,10 +210,14 @@ def test_augmentation_keeps_mixture_the_sum_of_stems():
     np.testing.assert_array_equal(musdb.random_excerpt(x, 80, rng)[..., 50:], 0)  # short: zero-padded
 
 
-def test_stems_sum_to_mixture_and_any_length():
+TINY_BANDS = {"n_fft": 256, "hop": 128, "hidden": 8, "layers": 1, "max_freq": 4000.0, "bands": [500.0, 1000.0, 2500.0]}
+
+
+@pytest.mark.parametrize("arch,config", [("music_masker", TINY), ("music_bandsplit", TINY_BANDS)])
+def test_stems_sum_to_mixture_and_any_length(arch, config):
     torch.manual_seed(0)
-    model = build_model("music_masker", {**TINY}).eval()
-    assert isinstance(model, MusicMasker) and model.sources == ("vocals", "drums", "bass", "other")
+    model = build_model(arch, config).eval()
+    assert isinstance(model, SourceMasker) and model.sources == ("vocals", "drums", "bass", "other")
     for n in (1000, 4410):
         mix = torch.randn(2, 2, n)
         with torch.no_grad():
@@ -224,10 +229,23 @@ def test_stems_sum_to_mixture_and_any_length():
 
 
 def test_default_model_fits_the_budget():
-    model = MusicMasker(MusicMaskerConfig())
-    n = sum(p.numel() for p in model.parameters())
-    assert n * 2 <= 30e6  # fp16 storage
-    assert model.default_segment > 0
+    for model in (MusicMasker(MusicMaskerConfig()), BandSplitMasker(BandSplitConfig())):
+        n = sum(p.numel() for p in model.parameters())
+        assert n * 2 <= 30e6  # fp16 storage
+        assert model.default_segment > 0
+
+
+def test_bands_cover_the_bins_the_network_sees():
+    cfg = BandSplitConfig()
+    edges = cfg.band_edges()
+    assert edges[0] == 0 and edges[-1] == cfg.bins and all(b > a for a, b in zip(edges, edges[1:]))
+    assert len(edges) - 1 == len(cfg.bands) == 24 and edges[1] == round(125 * cfg.n_fft / cfg.sample_rate)
+    small = BandSplitConfig(n_fft=256, hop=128, max_freq=4000.0, bands=(10.0, 10.0, 500.0, 9000.0))
+    e = small.band_edges()  # bands narrower than a bin merge into one of a bin; the last ends at max_freq
+    assert e[0] == 0 and e[-1] == small.bins and all(b > a for a, b in zip(e, e[1:]))
+    # each band's projection reads that band's bins of both channels
+    model = BandSplitMasker(BandSplitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in TINY_BANDS.items()}))
+    assert [m[1].in_features for m in model.split] == [2 * w for w in model.widths]
 
 
 def test_generator_and_discriminator_steps_change_weights():
@@ -335,6 +353,14 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path):
     assert res.exit_code == 0, res.output
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert log.count('"start"') == 1 and (tmp_path / "run" / "split.json").read_text() == split
+    # the band-split network trains, exports and loads through the same commands
+    bands = [*common[:6], "-o", str(tmp_path / "bands"), "--arch", "music_bandsplit", "--config", json.dumps(TINY_BANDS),
+             "--threads", "1", "--no-progress"]
+    res = runner.invoke(cmd.music, [*bands, "--steps", "2", "--batch-size", "2", "--segment", "0.1", "--supervised-only",
+                                    "--export", "b"])
+    assert res.exit_code == 0, res.output
+    model = load_model(tmp_path / "bands" / "b.safetensors")
+    assert isinstance(model, BandSplitMasker) and len(model.widths) == 3
 
 
 def test_remix_draws_stems_from_tracks_that_know_them_and_long_tracks_more_often():

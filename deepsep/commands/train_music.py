@@ -72,6 +72,8 @@ def _fmt(d: dict) -> str:
 @click.option("--synth-weight", type=float, default=0.25, show_default=True)
 @click.option("--identity-weight", type=float, default=0.25, show_default=True)
 @click.option("--wave-weight", type=float, default=1.0, show_default=True)
+@click.option("--arch", type=click.Choice(["music_masker", "music_bandsplit"]), default="music_masker", show_default=True,
+              help="The network: the BLSTM masker of music-4stem, or a band-split recurrent masker (see the README).")
 @click.option("--config", "config_json", default="{}", help="JSON overrides of the model config.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -91,13 +93,13 @@ def _fmt(d: dict) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
           supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
-          identity_weight, wave_weight, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
+          identity_weight, wave_weight, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
           overwrite, export_name, export_to, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     with reported():  # options that cannot go together, or no data root: exit 2 before any work
         data = default_under_root({"data": data}, {"data": SHARED_MUSDB7.as_posix()}, data_root)["data"]
         opts = MusicTrainOptions(
-            config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
+            model=arch, config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
             other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
             main_share=main_share, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -52,23 +53,21 @@ class MusicMaskerConfig(StftConfig):
         return min(total, int(math.ceil(self.max_freq * self.n_fft / self.sample_rate)) + 1)
 
 
-class MusicMasker(SpectrogramMasker[MusicMaskerConfig]):
-    config_class = MusicMaskerConfig
+M = TypeVar("M", bound=MusicMaskerConfig)
+
+
+class SourceMasker(SpectrogramMasker[M]):
+    """What the music maskers share: log-magnitude input (bins up to ``max_freq``) with a learned
+    per-(channel, bin) affine, a trunk that turns it into logits (each subclass's :meth:`logits`),
+    the top bins' mean logits reused above ``max_freq``, softmax over sources, mixture phase."""
+
     default_segment = 10.0
 
-    def __init__(self, config: MusicMaskerConfig):
+    def __init__(self, config: M):
         super().__init__(config)
-        c, s, h, f = config.audio_channels, len(config.sources), config.hidden, config.bins
-        if h % 2:
-            raise ValueError("hidden must be even (two LSTM directions)")
+        c, f = config.audio_channels, config.bins
         self.input_mean = nn.Parameter(torch.zeros(c * f))
         self.input_scale = nn.Parameter(torch.ones(c * f))
-        self.fc1 = nn.Linear(c * f, h, bias=False)
-        self.norm1 = nn.LayerNorm(h)
-        self.lstm = nn.LSTM(h, h // 2, num_layers=config.layers, bidirectional=True, batch_first=True)
-        self.fc2 = nn.Linear(2 * h, h, bias=False)
-        self.norm2 = nn.LayerNorm(h)
-        self.fc3 = nn.Linear(h, s * c * f)
 
     def features(self, mag: torch.Tensor) -> torch.Tensor:
         """(batch, channels, freq, frames) magnitudes -> (batch, frames, channels * bins) network input."""
@@ -76,6 +75,10 @@ class MusicMasker(SpectrogramMasker[MusicMaskerConfig]):
         b, c, _, n = mag.shape
         x = torch.log(mag[:, :, : cfg.bins] + EPS)
         return x.permute(0, 3, 1, 2).reshape(b, n, c * cfg.bins)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Normalised features (batch, frames, channels * bins) -> logits (batch, sources, channels, bins, frames)."""
+        raise NotImplementedError
 
     def masks(self, spec: torch.Tensor, full: bool = True) -> torch.Tensor:
         """Mixture STFT (batch, channels, freq, frames), complex or magnitude -> masks (batch, sources, channels, freq', frames).
@@ -86,11 +89,7 @@ class MusicMasker(SpectrogramMasker[MusicMaskerConfig]):
         cfg = self.config
         b, c, nf, n = spec.shape
         s, f = len(cfg.sources), cfg.bins
-        x = (self.features(spec.abs()) - self.input_mean) * self.input_scale
-        x = torch.tanh(self.norm1(self.fc1(x)))                       # (b, n, h)
-        y, _ = self.lstm(x)
-        x = torch.relu(self.norm2(self.fc2(torch.cat([x, y], dim=-1))))
-        logits = self.fc3(x).view(b, n, s, c, f).permute(0, 2, 3, 4, 1)  # (b, s, c, f, n)
+        logits = self.logits((self.features(spec.abs()) - self.input_mean) * self.input_scale)
         if full:
             if nf > f:
                 tail = logits[:, :, :, f - cfg.tail_bins:].mean(dim=3, keepdim=True)
@@ -117,3 +116,29 @@ class MusicMasker(SpectrogramMasker[MusicMaskerConfig]):
         feats = self.features(stft(mix, cfg.n_fft, cfg.hop).abs()).reshape(-1, self.input_mean.numel())
         self.input_mean.copy_(feats.mean(0))
         self.input_scale.copy_(1.0 / (feats.std(0) + 1e-3))
+
+
+class MusicMasker(SourceMasker[MusicMaskerConfig]):
+    """The BLSTM trunk (see the module's docstring)."""
+
+    config_class = MusicMaskerConfig
+
+    def __init__(self, config: MusicMaskerConfig):
+        super().__init__(config)
+        c, s, h, f = config.audio_channels, len(config.sources), config.hidden, config.bins
+        if h % 2:
+            raise ValueError("hidden must be even (two LSTM directions)")
+        self.fc1 = nn.Linear(c * f, h, bias=False)
+        self.norm1 = nn.LayerNorm(h)
+        self.lstm = nn.LSTM(h, h // 2, num_layers=config.layers, bidirectional=True, batch_first=True)
+        self.fc2 = nn.Linear(2 * h, h, bias=False)
+        self.norm2 = nn.LayerNorm(h)
+        self.fc3 = nn.Linear(h, s * c * f)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        b, n, _ = x.shape
+        x = torch.tanh(self.norm1(self.fc1(x)))                       # (b, n, h)
+        y, _ = self.lstm(x)
+        x = torch.relu(self.norm2(self.fc2(torch.cat([x, y], dim=-1))))
+        return self.fc3(x).view(b, n, len(cfg.sources), cfg.audio_channels, cfg.bins).permute(0, 2, 3, 4, 1)

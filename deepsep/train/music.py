@@ -2,7 +2,8 @@
 
 After Michelashvili, Benaim & Wolf, "Semi-supervised monaural singing voice separation with a
 masking network trained on synthetic mixtures" (ICASSP 2019), extended to stereo and four
-sources. The masking network ``g`` (:class:`~deepsep.models.music.MusicMasker`) is trained with
+sources. The masking network ``g`` (a :class:`~deepsep.models.music.SourceMasker`: the BLSTM
+``music_masker`` or the band-split ``music_bandsplit``) is trained with
 
 - supervised losses on augmented MUSDB18 excerpts (stems known): L1 between masked mixture
   magnitudes and stem magnitudes, plus a waveform loss (the squared error of the masked complex
@@ -38,7 +39,7 @@ import torch
 from ..dsp import stft
 from ..errors import UsageError
 from ..models.base import SeparationModel
-from ..models.music import MusicMasker
+from ..models.music import SourceMasker
 from ..musdb import SHARED_MUSDB7, MusicDataset, apply_gains, flip_signs, random_excerpt, remix, swap_channels
 from ..paths import data_path
 from . import distributed
@@ -213,8 +214,8 @@ class MusicLoss:
     """The generator's losses on one batch of stems; keeps the previous step's estimates (pool)."""
 
     def __init__(self, model: SeparationModel, opts: MusicTrainOptions, adversary: Adversary | None):
-        if not isinstance(model, MusicMasker):
-            raise TypeError(f"the music losses need a MusicMasker, not a {type(model).__name__}")
+        if not isinstance(model, SourceMasker):
+            raise TypeError(f"the music losses need a music masker, not a {type(model).__name__}")
         self.model, self.opts, self.adv = model, opts, adversary
         self.pool: torch.Tensor | None = None  # previous estimates, complex (b, s, c, f, n)
         self.gen = torch.Generator().manual_seed(opts.seed + 1)
