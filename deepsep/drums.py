@@ -79,9 +79,9 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
         cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-O", "float",
                "-F", str(wav), "-r", str(sample_rate), str(soundfont), str(midi_path)]
         # FluidSynth plays ~17x real time: a render that needs more CPU than this hangs on a note
-        # (CPU time, not wall time, so that a busy machine does not stop a sound render); and it
-        # may not write more than a minute past the expected length (a hung note renders silence
-        # fast: unbounded, it fills the disk before the CPU limit stops it)
+        # (CPU time, not wall time, so that a busy machine does not stop a sound render); and its
+        # files are capped near the expected length (a hung note renders silence fast: unbounded,
+        # it filled 10 GB of disk here before the CPU limit stopped it)
         seconds = length or 300
         limit = int(60 + 2 * seconds)
         # float32 stereo + header, and at least 256 MB: FluidSynth's PulseAudio client sizes a 64 MB
