@@ -69,7 +69,8 @@ def _kits(ctx, param, value: str) -> tuple[int, ...]:
               help="Folder of drum performances as MIDI, searched recursively [default: DATA_ROOT/music/groove].")
 @data_root_option
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Where the drum stems go [default: ~/.cache/deepsep/drums/<soundfont name>].")
+              help="Where the drum stems go [default: ~/.cache/deepsep/drums/<soundfont name>, "
+                   "or .../drums/hydrogen with --hydrogen].")
 @click.option("--soundfont", default=str(DEFAULT_SOUNDFONT), show_default=True,
               help="A General MIDI soundfont (Debian fluid-soundfont-gm).")
 @click.option("--kits", default=",".join(map(str, GM_KITS)), show_default=True, callback=_kits,
