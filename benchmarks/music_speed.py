@@ -2,8 +2,8 @@
 
 The signal goes through the separation pipeline (``deepsep.pipeline.separate_array``, overlapping
 segments, crossfaded), as ``deepsep separate`` does. By default the shipped ``music-4stem`` model
-is timed (random weights of the default ``music_masker`` config when it is not installed: speed
-does not depend on the weights); ``-m NAME`` times another manifest model or a ``.safetensors`` file.
+is timed (random weights of its network and config when its file is absent: speed does not
+depend on the weights); ``-m NAME`` times another manifest model or a ``.safetensors`` file.
 
     python benchmarks/music_speed.py                    # music-4stem, 2 threads, 60 s
     python benchmarks/music_speed.py -m music-4stem --threads 1 --seconds 120
@@ -20,7 +20,7 @@ from speed_common import add_engine_args, time_separation
 
 from deepsep.errors import ModelError
 from deepsep.registry import build_model
-from deepsep.weights import get_model
+from deepsep.weights import get_model, load_manifest
 
 
 def test_signal(seconds: float, rate: int = 44100, seed: int = 0) -> torch.Tensor:
@@ -45,9 +45,10 @@ def main() -> None:
     try:
         model, weights = get_model(args.model, trust_local=True), args.model
     except ModelError as e:
-        if args.model != "music-4stem":
+        entry = load_manifest().lookup(args.model)  # a manifest model whose weights are absent: time its network
+        if entry is None:
             raise SystemExit(f"error: {e}") from None
-        model, weights = build_model("music_masker", {}).eval(), "random (music_masker default config)"
+        model, weights = build_model(entry.arch, entry.config).eval(), f"random ({entry.arch}, {args.model}'s config)"
     wav = test_signal(args.seconds, model.sample_rate)
     out, facts = time_separation(model, wav, args)
     assert out.shape == (len(model.sources), 2, wav.shape[-1])

@@ -361,6 +361,17 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path):
     assert res.exit_code == 0, res.output
     model = load_model(tmp_path / "bands" / "b.safetensors")
     assert isinstance(model, BandSplitMasker) and len(model.widths) == 3
+    # a stage from that checkpoint file records the stage before it (--earlier-stages) and its own
+    (tmp_path / "stages.json").write_text(json.dumps([{"command": "stage one", "minutes": 44.0}]))
+    stage2 = [*bands[:6], "-o", str(tmp_path / "bands2"), *bands[8:], "--init", str(tmp_path / "bands" / "best.pt"),
+              "--steps", "1", "--batch-size", "2", "--segment", "0.1", "--supervised-only", "--export", "b2"]
+    (tmp_path / "bad.json").write_text('{"command": "not a list"}')
+    res = runner.invoke(cmd.music, [*stage2, "--earlier-stages", str(tmp_path / "bad.json")])
+    assert res.exit_code == 2 and "JSON list" in res.output and not (tmp_path / "bands2").exists(), res.output
+    res = runner.invoke(cmd.music, [*stage2, "--earlier-stages", str(tmp_path / "stages.json")])
+    assert res.exit_code == 0, res.output
+    stages = json.loads((tmp_path / "bands2" / "weights_manifest.json").read_text())["models"][0]["stages"]
+    assert [st["command"] for st in stages][0] == "stage one" and len(stages) == 2 and stages[1]["steps"] == 1
 
 
 def test_remix_draws_stems_from_tracks_that_know_them_and_long_tracks_more_often():

@@ -1,8 +1,10 @@
-"""Options that several commands share: the data root and where exports go."""
+"""Options that several commands share: the data root, where exports go, earlier training stages."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +21,27 @@ export_to_option = click.option(
     "--export-to", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where --export writes NAME.safetensors, its .sha256 and a weights_manifest.json entry "
          "[default: the run folder; deepsep/pretrained: the package's weights and the repository's manifest].")
+
+
+
+def _earlier_stages(ctx: click.Context, param: click.Parameter, value: Path | None) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    try:
+        stages = json.loads(value.read_text())
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"{value}: not JSON ({e})") from None
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and "command" in s for s in stages):
+        raise click.BadParameter(f'{value}: want a JSON list of {{"command": ...}} objects')
+    return stages
+
+
+#: ``--earlier-stages FILE``: the stages behind an ``--init`` checkpoint file, for the manifest
+earlier_stages_option = click.option(
+    "--earlier-stages", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    callback=_earlier_stages,
+    help="A JSON list of the training stages before this checkpoint's (each {command, minutes, steps, init}), "
+         "where it started from a checkpoint file rather than a manifest model.")
 
 
 def default_under_root(given: dict[str, str | None], relative: dict[str, str], root: Path | None) -> dict[str, str]:

@@ -12,14 +12,13 @@ from typing import Any
 import click
 
 from ..console import reported
-from ..errors import UsageError
 from ..train.checkpoints import prepare_run_folder
 from ..train.distributed import is_main, local_batch
 from ..train.export import destination, export_model
 from ..train.voice import VoiceTrainOptions
 from ..train.voice import train as run_training
 from .command_line import command_line
-from .common import data_root_option, default_under_root, export_to_option
+from .common import data_root_option, default_under_root, earlier_stages_option, export_to_option
 
 #: each recipe's data folders, under the data root (--data-root)
 DATA_8K = dict(speech_dir="speech/train", noise_dir="noise/train", valid_speech_dir="speech/valid",
@@ -197,22 +196,13 @@ def convtasnet16(**kw) -> None:
               help="The recipe that trained it: records its training data and licence (and float16 for a U-Net) "
                    "[default: the 8 kHz data's].")
 @click.option("--description", default="", help="A note for the manifest entry (e.g. how the run really went).")
-@click.option("--earlier-stages", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A JSON list of the training stages before this checkpoint's (each {command, minutes, steps, "
-                   "init}), where it started from a checkpoint file rather than a manifest model.")
+@earlier_stages_option
 def export(checkpoint, name, export_to, half, alias, training_command, valid_dir, recipe, description,
            earlier_stages) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
     kw = dict(EXPORT[recipe], description=description) if recipe else {"description": description}
-    if earlier_stages:
-        with reported():
-            try:
-                stages = json.loads(Path(earlier_stages).read_text())
-            except json.JSONDecodeError as e:
-                raise UsageError(f"--earlier-stages {earlier_stages}: not JSON ({e})") from None
-            if not isinstance(stages, list) or not all(isinstance(s, dict) and "command" in s for s in stages):
-                raise UsageError(f"--earlier-stages {earlier_stages}: want a JSON list of {{\"command\": ...}} objects")
-        kw["earlier_stages"] = stages
+    if earlier_stages is not None:
+        kw["earlier_stages"] = earlier_stages
     kw["half"] = half or kw.get("half", False)
     folder, manifest = destination(export_to, Path(checkpoint).parent)
     entry = export_model(Path(checkpoint), name, folder, manifest, alias=alias,

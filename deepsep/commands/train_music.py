@@ -21,7 +21,7 @@ from ..train.export import destination
 from ..train.music import MusicTrainOptions, export_music, load_data, train_music
 from ..train.validation import baselines, evaluate_music
 from .command_line import command_line
-from .common import data_root_option, default_under_root, export_to_option
+from .common import data_root_option, default_under_root, earlier_stages_option, export_to_option
 
 
 def _fmt(d: dict) -> str:
@@ -87,6 +87,7 @@ def _fmt(d: dict) -> str:
 @click.option("--export", "export_name", default=None,
               help="After training, export OUT/best.pt as NAME.safetensors + manifest entry (see --export-to).")
 @export_to_option
+@earlier_stages_option
 @click.option("--evaluate", "evaluate_only", is_flag=True,
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
@@ -94,7 +95,7 @@ def _fmt(d: dict) -> str:
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
           supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
           identity_weight, wave_weight, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
-          overwrite, export_name, export_to, evaluate_only, no_progress) -> None:
+          overwrite, export_name, export_to, earlier_stages, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     with reported():  # options that cannot go together, or no data root: exit 2 before any work
         data = default_under_root({"data": data}, {"data": SHARED_MUSDB7.as_posix()}, data_root)["data"]
@@ -128,7 +129,7 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
                 f.write(command_line(click.get_current_context()) + "\n")
         _train(opts, dataset, resume, progress=not no_progress)
     if export_name and is_main():
-        _export(opts, dataset, export_name, export_to, commands)
+        _export(opts, dataset, export_name, export_to, commands, earlier_stages)
 
 
 def _best(opts: MusicTrainOptions) -> Path:
@@ -156,11 +157,13 @@ def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progres
         click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
 
 
-def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path) -> None:
+def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path,
+            earlier_stages: list[dict] | None = None) -> None:
     """Export OUT/best.pt with the run's training commands (commands.txt) as its recipe."""
     trained_by = commands.read_text().strip().replace("\n", " && ") if commands.is_file() else ""
     folder, manifest = destination(export_to, opts.out_dir)
-    entry = export_music(_best(opts), name, folder, manifest, training_command=trained_by, data=dataset)
+    entry = export_music(_best(opts), name, folder, manifest, training_command=trained_by, data=dataset,
+                         earlier_stages=earlier_stages)
     click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
 
 

@@ -410,11 +410,13 @@ def trained_on(opts: MusicTrainOptions) -> str:
 
 def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None = None,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json", half: bool = True, training_command: str = "",
-                 data: MusicDataset | None = None, description: str = "") -> dict[str, Any]:
+                 data: MusicDataset | None = None, description: str = "",
+                 earlier_stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors`` from a music checkpoint and return its manifest entry.
 
     Metrics are measured on the exported file itself (reloaded) on the run's validation tracks,
-    with the mixture and oracle-mask baselines at the model's STFT settings.
+    with the mixture and oracle-mask baselines at the model's STFT settings. ``earlier_stages``:
+    the stages behind an ``--init`` checkpoint file (an ``--init`` model name brings its own).
     """
     from ..weights import BUNDLED_DIR
     from .export import manifest_entry, training_stages, update_manifest, write_weights
@@ -440,7 +442,7 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
                "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)"))
     entry = manifest_entry(name, "music", ck["arch"], reloaded, path, LICENSE, trained_on(opts), metrics,
                            training_command, description,
-                           training_stages(ck, training_command) if opts.init else None)
+                           training_stages(ck, training_command, earlier_stages) if opts.init else None)
     if manifest:
         update_manifest(entry, manifest)
     return entry
