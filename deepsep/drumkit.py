@@ -179,9 +179,8 @@ def find_kits(root: str | Path) -> list[Path]:
     found = []
     for xml in sorted(Path(root).rglob("drumkit.xml")):
         try:
-            text = xml.read_text(errors="replace")
-            names = [role_of(n) for n in _names(text)]
-        except OSError:
+            names = [role_of(n) for n in _names(xml.read_text(errors="replace"))]
+        except (OSError, ET.ParseError):  # unreadable: not a kit to play
             continue
         if all(r in names for r in REQUIRED_ROLES):
             found.append(xml.parent)

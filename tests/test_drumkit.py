@@ -76,6 +76,8 @@ def test_kit_loads_by_role_and_refuses_kits_that_cannot_play_a_beat(tmp_path):
     _kit(tmp_path / "hands", {"Cajon Thump": [(0, 1, 80.0)], "Hand Clap": [(0, 1, 900.0)]})
     with pytest.raises(DeepsepError, match="no kick, snare, hat_closed"):
         load_kit(tmp_path / "hands", SR)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "drumkit.xml").write_text("<drumkit_info><instrumentList>")  # cut short
     assert find_kits(tmp_path) == [tmp_path / "k"]
 
 
