@@ -23,7 +23,6 @@ export_to_option = click.option(
          "[default: the run folder; deepsep/pretrained: the package's weights and the repository's manifest].")
 
 
-
 def _earlier_stages(ctx: click.Context, param: click.Parameter, value: Path | None) -> list[dict[str, Any]] | None:
     if value is None:
         return None
