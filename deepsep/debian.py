@@ -283,7 +283,7 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
         elif package.kind == "fof":
             kept, skipped = _stage_fof(package, root, paths, staged)
         elif package.kind == "drumkits":
-            kept, skipped = _stage_drumkits(package, root, paths, staged)
+            kept, skipped = _stage_drumkits(package, root, staged)
         else:
             kept, skipped = _stage_mixtures(package, root, paths, staged, Path(tmp) / "zip")
         (staged / "licences").mkdir(parents=True, exist_ok=True)
@@ -334,18 +334,15 @@ def _stage_fof(package: Package, root: Path, paths: Sequence[str], staged: Path)
     return kept, skipped
 
 
-def _stage_drumkits(package: Package, root: Path, paths: Sequence[str], staged: Path) -> tuple[list[dict], list[dict]]:
+def _stage_drumkits(package: Package, root: Path, staged: Path) -> tuple[list[dict], list[dict]]:
     """(kept, skipped) of a drum-kit package: each Hydrogen kit able to play a drum performance
     moved into ``staged/drumkits/<package>/<kit>/``; hand-percussion and effect kits skipped."""
     from .drumkit import find_kits
 
-    kits_root = root / os.path.commonpath([p.lstrip("./") for p in paths])
-    while not any(kits_root.glob("*/drumkit.xml")) and kits_root != root:
-        kits_root = kits_root.parent
-    playable = set(find_kits(kits_root))
+    playable = set(find_kits(root))
     kept: list[dict] = []
     skipped: list[dict] = []
-    for kit in sorted(d for d in kits_root.iterdir() if (d / "drumkit.xml").is_file()):
+    for kit in sorted(xml.parent for xml in root.rglob("drumkit.xml")):
         if kit not in playable:
             skipped.append({"file": kit.name, "why": "no kick, snare or hi-hat: cannot play a drum performance"})
             continue

@@ -124,6 +124,11 @@ class DrumKit:
         return []
 
 
+def _namespace(root: ET.Element) -> str:
+    """The ``{uri}`` prefix of the XML's tags (Hydrogen's kits use one), or ''."""
+    return root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+
+
 def _text(el: ET.Element, tag: str, ns: str, default: str = "") -> str:
     found = el.findtext(ns + tag)
     return default if found is None else found.strip()
@@ -148,7 +153,7 @@ def load_kit(folder: str | Path, sample_rate: int = 44100) -> DrumKit:
         root = ET.parse(folder / "drumkit.xml").getroot()
     except (OSError, ET.ParseError) as e:
         raise DeepsepError(f"{folder}: not a Hydrogen drum kit ({e})") from None
-    ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    ns = _namespace(root)
     instruments: dict[str, list[Instrument]] = {}
     for el in root.iter(ns + "instrument"):
         role = role_of(_text(el, "name", ns))
@@ -189,7 +194,7 @@ def find_kits(root: str | Path) -> list[Path]:
 
 def _names(xml_text: str) -> list[str]:
     root = ET.fromstring(xml_text)
-    ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+    ns = _namespace(root)
     return [_text(el, "name", ns) for el in root.iter(ns + "instrument")]
 
 

@@ -126,10 +126,8 @@ class MusicBatches:
         self.songs = list(songs)
         self.segment = segment
         self.p_remix = p_remix
-        lengths = np.array([t.shape[-1] for t in self.tracks], dtype=np.float64)
-        if weights is None and not np.all(lengths == lengths[0]):
-            weights = lengths
-        self.weights = weights
+        lengths = [t.shape[-1] for t in self.tracks]
+        self.weights = track_weights(lengths, [True] * len(lengths)) if weights is None else weights
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
