@@ -10,6 +10,9 @@ What a package gives (see :data:`PACKAGES`):
   their sum, the song as heard, to ``mixtures/``;
 - ``midi``: General MIDI songs, rendered per part with FluidSynth (:mod:`deepsep.midistems`) into
   track folders ``rendered/<package>/<song>/{drums,bass,other,vocals}.flac``.
+- ``mma``: the MMA program and its groove library: :data:`MMA_SONGS` accompaniment songs written
+  from made-up chord charts (:mod:`deepsep.accompaniment`), rendered like ``midi`` into
+  ``rendered/mma/<song>/``.
 - ``drumkits``: recorded drum kits in Hydrogen's format (``drumkits/<package>/<kit>/``), the
   kits that can play a drum performance (:func:`deepsep.drumkit.find_kits`), for ``deepsep data
   drums --hydrogen``.
@@ -43,6 +46,8 @@ from .errors import DeepsepError
 
 MIN_SECONDS = 30.0
 MIN_KBPS = 64.0
+MMA_SONGS = 120  # accompaniment songs written with mma
+MMA_BARS = 24  # bars a song: ~50 s at the median tempo (110 bpm, 4/4)
 
 #: the 50 songs of MUSDB18's test set: never used for training
 MUSDB18_TEST = frozenset({
@@ -86,8 +91,8 @@ def is_musdb_test_song(path: str | Path) -> bool:
 @dataclass(frozen=True)
 class Package:
     """A Debian package and what to take from it: ``globs`` select its music files (paths as
-    ``dpkg-deb -c`` lists them; ``*`` crosses ``/``), ``kind`` says what they are (``mixtures``
-    or ``fof``); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
+    ``dpkg-deb -c`` lists them; ``*`` crosses ``/``), ``kind`` what they give (``mixtures``,
+    ``fof``, ``midi``, ``mma``, ``drumkits``: see above); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
     archive and ``inner`` the music in it."""
 
     name: str
@@ -124,6 +129,8 @@ PACKAGES: tuple[Package, ...] = (
     Package("fretsonfire-songs-sectoid", "fof", (_FOF.format("sectoid"),), "MIT/Expat (Carlos Viola Iborra)"),
     Package("openttd-openmsx", "midi", ("./usr/share/games/openttd/baseset/openmsx/*.mid",), "GPL-2"),
     Package("planetblupi-music-midi", "midi", ("./usr/share/planetblupi/music/*.mid",), "GPL-3+"),
+    Package("mma", "mma", ("./usr/bin/mma", "./usr/share/mma/*"),
+            "GPL-2+ (MMA and its groove library; the chord charts are deepsep's)"),
     Package("hydrogen-drumkits", "drumkits", ("./usr/share/hydrogen/data/drumkits/*",),
             "GPL-2 / GPL-2+ / CC-BY-SA-3.0 / CC-BY-3.0 / CC0, kit by kit (see its copyright)"),
 )
@@ -280,6 +287,8 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
         staged = Path(tmp) / "staged"
         if package.kind == "midi":  # rendered straight into place, song by song (resumable)
             kept, skipped = _render_midi(package, root, paths, out, soundfont)
+        elif package.kind == "mma":
+            kept, skipped = _render_mma(package, root, Path(tmp) / "midi", out, soundfont)
         elif package.kind == "fof":
             kept, skipped = _stage_fof(package, root, paths, staged)
         elif package.kind == "drumkits":
@@ -308,6 +317,23 @@ def _render_midi(package: Package, root: Path, paths: Sequence[str], out: Path,
              "seconds": round(float(_seconds(folder / "other.flac")), 1)}
             for folder in render_songs(songs, out / "rendered" / package.name, soundfont)]
     return kept, skipped
+
+
+def _render_mma(package: Package, root: Path, midi_dir: Path, out: Path,
+                soundfont: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, nothing skipped) of the mma package: :data:`MMA_SONGS` songs written by its MMA from
+    charts on its standard grooves, rendered into ``out/rendered/<package>/<song>/``."""
+    from .accompaniment import Mma, main_grooves, make_charts
+    from .midistems import render_songs
+
+    home = root / "usr" / "share" / "mma"
+    mma = Mma(root / "usr" / "bin" / "mma", home)
+    mma.index_grooves()
+    songs = [mma.write_midi(c, midi_dir) for c in make_charts(main_grooves(home / "lib" / "stdlib"), MMA_SONGS, bars=MMA_BARS)]
+    kept = [{"file": f"rendered/{package.name}/{folder.name}",
+             "seconds": round(float(_seconds(folder / "other.flac")), 1)}
+            for folder in render_songs(songs, out / "rendered" / package.name, soundfont)]
+    return kept, []
 
 
 def _stage_fof(package: Package, root: Path, paths: Sequence[str], staged: Path) -> tuple[list[dict], list[dict]]:

@@ -147,3 +147,39 @@ def test_drum_kit_packages_keep_the_kits_that_can_play_a_beat(tmp_path):
     assert [k["file"] for k in record["kept"]] == ["drumkits/fake-kits/Rock Kit"]
     assert record["skipped"][0]["file"] == "Hands" and (tmp_path / "out" / "licences" / "fake-kits.copyright").is_file()
     assert find_kits(tmp_path / "out" / "drumkits") == [tmp_path / "out" / "drumkits" / "fake-kits" / "Rock Kit"]
+
+
+def test_mma_charts_are_seeded_spread_over_the_grooves_and_main_grooves_only(tmp_path):
+    from deepsep.accompaniment import main_grooves, make_charts
+
+    (tmp_path / "a.mma").write_text("DefGroove Rock\nDefGroove RockSus\nDefGroove RockFill\nDefGroove RockEnd\n")
+    (tmp_path / "b.mma").write_text("  defgroove Bossa\nDefGroove BossaIntro\n")
+    grooves = main_grooves(tmp_path)
+    assert grooves == ["Bossa", "Rock", "RockSus"]
+    charts = make_charts(grooves, 6, seed=3, bars=5)
+    assert charts == make_charts(grooves, 6, seed=3, bars=5) != make_charts(grooves, 6, seed=4, bars=5)
+    assert [c.text.splitlines()[2] for c in charts[:3]] == ["Groove Bossa", "Groove Rock", "Groove RockSus"]
+    assert all(len(c.text.splitlines()) == 3 + 5 for c in charts) and len({c.name for c in charts}) == 6
+
+
+def test_mma_package_writes_accompaniment_songs_and_renders_them(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    soundfont, home = Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), Path("/usr/share/mma")
+    if not soundfont.is_file() or shutil.which("fluidsynth") is None or not (home / "lib" / "stdlib").is_dir():
+        pytest.skip("needs fluidsynth, the TimGM6mb soundfont and Debian's mma")
+    keep = [*(home / "MMA").glob("*.py"), *(home / "includes").glob("*"), home / "lib" / "stdlib" / "50srock.mma",
+            home / "lib" / "stdlib" / "bossanova.mma"]
+    files: dict[str, float | bytes] = {"usr/bin/mma": Path("/usr/bin/mma").read_bytes()}
+    files.update({str(f.relative_to("/")): f.read_bytes() for f in keep if f.is_file()})
+    _deb(tmp_path, "fake-mma", files)
+    monkeypatch.setattr(debian, "MMA_SONGS", 2)
+    monkeypatch.setattr(debian, "MMA_BARS", 2)
+    package = debian.Package("fake-mma", "mma", ("./usr/bin/mma", "./usr/share/mma/*"), "GPL-2+")
+    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs", soundfont=soundfont)
+    first, second = (k["file"] for k in record["kept"])  # spread over the two files' grooves
+    assert first == "rendered/fake-mma/mma-000-50sRock" and second.startswith("rendered/fake-mma/mma-001-Bossa")
+    stems = {s: sf.read(tmp_path / "out" / "rendered" / "fake-mma" / "mma-000-50sRock" / f"{s}.flac")[0]
+             for s in ("drums", "bass", "other", "vocals")}
+    assert not stems["vocals"].any() and all(np.abs(stems[s]).max() > 0.01 for s in ("drums", "bass", "other"))
+    assert (tmp_path / "out" / "licences" / "fake-mma.copyright").is_file()
