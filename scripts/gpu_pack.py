@@ -1,12 +1,23 @@
-"""Pack what a 16 kHz voice training stage needs on a borrowed GPU machine into ``.gpu/``.
+"""Pack what a training stage needs on a borrowed GPU machine into ``.gpu/``.
 
 The machine gets the repository's working tree plus carried folders, 64 MiB in all, and has no
-package index. So this copies, within a byte budget: the wide-band training speech and noise,
-every file kept (all speakers, all noise kinds) but cut to at most the same duration (Ogg Opus
-stream copy with ffmpeg, no re-encoding); a few validation files; and wheels of the packages the
-machine's image lacks. ``scripts/gpu_stage.sh`` runs there on it.
+package index. So this copies, within a byte budget, with wheels of the packages the machine's
+image lacks:
+
+- ``--task voice`` (16 kHz voice; ``scripts/gpu_stage.sh`` runs it): the wide-band training speech
+  and noise, every file kept (all speakers, all noise kinds) but cut to at most the same duration
+  (Ogg Opus stream copy with ffmpeg, no re-encoding), and a few validation files;
+- ``--task music`` (``scripts/gpu_music.sh`` runs it): the MUSDB18 excerpts (``music/musdb7/train``,
+  31 MB, whole: the validation split is drawn from their names as here), the pjs a cappella
+  vocals (12 MB) and, with ``--eif-mb``, whole eif songs up to that size but ``Sodium``, the
+  held-out song (``music/eif-train/``).
+
+The working tree is 45 MB, 38 of them the two voice U-Nets' weights; a music call has room only
+without them: ``git rm -q --cached deepsep/pretrained/voice*unet.safetensors`` and list them in
+``.git/info/exclude`` for the call, then ``git reset -q`` and remove those lines.
 
     python scripts/gpu_pack.py --speech-mb 27 --noise-mb 11
+    python scripts/gpu_pack.py --task music --eif-mb 0
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ from pathlib import Path
 import soundfile as sf
 
 WIDE = Path("..") / "shared" / "data" / "wideband"
+MUSIC = Path("..") / "shared" / "data" / "music"
+HELD_OUT = "Sodium"  # the eif song no music run trains on
 #: the packages training imports that the GPU machine's image lacks (soundfile needs cffi)
 WHEELS = ["soundfile", "soxr", "pyroomacoustics", "auraloss", "cffi", "pycparser"]
 
@@ -52,9 +65,35 @@ def trimmed_copy(src: Path, dst: Path, budget: float) -> float:
     return lo
 
 
+def pack_voice(out: Path, speech_bytes: float, noise_bytes: float, valid_files: int) -> None:
+    """Wide-band speech and noise cut to fit, and ``valid_files`` validation files of each."""
+    for kind, budget in (("speech", speech_bytes), ("noise", noise_bytes)):
+        cap = trimmed_copy(WIDE / kind / "train", out / kind, budget)
+        print(f"{kind}: files cut to at most {cap:.1f} s", file=sys.stderr)
+        valid = sorted((WIDE / kind / "valid").glob("*.opus"))
+        (out / f"valid_{kind}").mkdir()
+        for f in random.Random(0).sample(valid, min(valid_files, len(valid))):
+            shutil.copy(f, out / f"valid_{kind}" / f.name)
+
+
+def pack_music(out: Path, eif_bytes: float) -> None:
+    """The MUSDB18 excerpts and pjs vocals whole, and eif songs (not the held-out one) up to ``eif_bytes``."""
+    shutil.copytree(MUSIC / "musdb7" / "train", out / "musdb7")
+    shutil.copytree(MUSIC / "pjs", out / "pjs")
+    used = 0.0
+    for song in sorted(d for d in (MUSIC / "eif").iterdir() if d.is_dir() and d.name != HELD_OUT):
+        size = sum(f.stat().st_size for f in song.iterdir())
+        if used + size <= eif_bytes:
+            shutil.copytree(song, out / "eif-train" / song.name)
+            used += size
+    print(f"music: eif songs {sorted(p.name for p in (out / 'eif-train').glob('*'))}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=".gpu")
+    ap.add_argument("--task", choices=("voice", "music"), default="voice")
+    ap.add_argument("--eif-mb", type=float, default=0.0, help="music: whole eif songs up to this size")
     ap.add_argument("--speech-mb", type=float, default=27.0)
     ap.add_argument("--noise-mb", type=float, default=11.0)
     ap.add_argument("--valid-files", type=int, default=30, help="validation speech and noise files each")
@@ -63,13 +102,10 @@ def main() -> None:
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
-    for kind, mb in (("speech", args.speech_mb), ("noise", args.noise_mb)):
-        cap = trimmed_copy(WIDE / kind / "train", out / kind, mb * 1e6)
-        print(f"{kind}: files cut to at most {cap:.1f} s", file=sys.stderr)
-        valid = sorted((WIDE / kind / "valid").glob("*.opus"))
-        (out / f"valid_{kind}").mkdir()
-        for f in random.Random(0).sample(valid, min(args.valid_files, len(valid))):
-            shutil.copy(f, out / f"valid_{kind}" / f.name)
+    if args.task == "music":
+        pack_music(out / "music", args.eif_mb * 1e6)
+    else:
+        pack_voice(out, args.speech_mb * 1e6, args.noise_mb * 1e6, args.valid_files)
     plat = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
                         "manylinux2014_x86_64") for a in ("--platform", p)]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Music training on a borrowed GPU machine, on what `scripts/gpu_pack.py --task music` packed in
+# .gpu/music. Three runs share the GPU, each for MINUTES of training, batch 16, validated on the same
+# 10 MUSDB tracks as here (the split is drawn from the track names):
+#   A  the shipped network (music_bandsplit), MUSDB only, from scratch: the recipe at GPU length
+#   B  the same with a hop of 512 (the masks' frames twice as dense; --shifts 2 gained 0.13 dB)
+#   C  a larger band-split (96 features, 3 layer pairs) on MUSDB + pjs vocals (+ eif songs if packed),
+#      MUSDB drawn for 70 % of the examples
+# Each run's best.pt comes back without its optimizer state, with the logs; evaluate them here with
+# `deepsep eval --dataset music-test --checkpoint runA.pt` and on the held-out eif song.
+#   OUT=/some/dir MINUTES=9 bash scripts/gpu_music.sh
+# (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_music.sh)
+set -euo pipefail
+MINUTES=${MINUTES:-9} DEVICE=${DEVICE:-cuda}
+export OUT=${OUT:?set OUT to where the results go}
+[ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD DEEPSEP_CACHE=/tmp/deepsep-cache PYTHONUNBUFFERED=1
+M=.gpu/music
+EXTRA=()
+[ -d $M/eif-train ] && EXTRA=(--extra $M/eif-train)
+# every track decoded once, in parallel, into the cache that the three runs then read
+python3 - <<'EOF'
+import os, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+import torch
+from deepsep.musdb import cached_track, find_tracks, solo_tracks
+
+t = time.time()
+m = Path(".gpu/music")
+refs = find_tracks(m / "musdb7") + solo_tracks(m / "pjs", "vocals", 3600)
+refs += find_tracks(m / "eif-train") if (m / "eif-train").is_dir() else []
+with ProcessPoolExecutor(os.cpu_count()) as pool:
+    list(pool.map(cached_track, refs, chunksize=4))
+print(f"decoded {len(refs)} tracks in {time.time() - t:.0f} s", flush=True)
+print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(), os.cpu_count(), "cores")
+EOF
+COMMON=(--data $M/musdb7 --supervised-only --arch music_bandsplit --device "$DEVICE" --threads 1
+        --batch-size 16 --steps 1000000 --max-minutes "$MINUTES" --valid-every 1000 --ckpt-every 1000 --no-progress --overwrite)
+python3 -m deepsep train music "${COMMON[@]}" -o /tmp/runA > /tmp/runA.txt 2>&1 &
+python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512}' -o /tmp/runB > /tmp/runB.txt 2>&1 &
+python3 -m deepsep train music "${COMMON[@]}" --config '{"hidden": 96, "layers": 3}' --vocals $M/pjs \
+    "${EXTRA[@]}" --main-share 0.7 -o /tmp/runC > /tmp/runC.txt 2>&1 &
+sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
+wait
+python3 - <<'EOF'
+import os, torch
+for run in "ABC":
+    ck = torch.load(f"/tmp/run{run}/best.pt", map_location="cpu", weights_only=True)
+    ck["optimizer"] = {}
+    ck.pop("ema", None)
+    torch.save(ck, f"{os.environ['OUT']}/run{run}.pt")
+EOF
+cd /tmp && tar czf "$OUT/logs.tgz" runA.txt runB.txt runC.txt runA/log.jsonl runB/log.jsonl runC/log.jsonl
+tail -n 3 runA.txt runB.txt runC.txt
+ls -la "$OUT"
