@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -90,22 +92,23 @@ def make_charts(grooves: Sequence[str], count: int, seed: int = 0, bars: int = 2
 class Mma:
     """The MMA program of an unpacked ``mma`` package: ``bin`` its ``usr/bin/mma`` script and
     ``home`` its ``usr/share/mma`` folder (modules, includes and the groove library), run with
-    this Python (MMA is pure Python 3)."""
+    this Python (MMA is pure Python 3), at most ``cpu_seconds`` of CPU time a call (CPU, not wall
+    time: a busy machine slows MMA down without making it wrong)."""
 
-    def __init__(self, bin: Path, home: Path, timeout: float = 120.0):
-        self.bin, self.home, self.timeout = bin, home, timeout
+    def __init__(self, bin: Path, home: Path, cpu_seconds: int = 120):
+        self.bin, self.home, self.cpu_seconds = bin, home, cpu_seconds
 
     def _run(self, *args: str, cwd: Path | None = None) -> None:
         env = dict(os.environ, MMA_HOME=str(self.home))
-        try:
-            subprocess.run([sys.executable, str(self.bin), *args], env=env, cwd=cwd, check=True,
-                           capture_output=True, timeout=self.timeout)
-        except subprocess.CalledProcessError as e:
-            out = (e.stdout + e.stderr).decode(errors="replace").splitlines()
-            why = next((ln for ln in out if ln.startswith("Error")), f"exit status {e.returncode}")
-            raise DeepsepError(f"mma {' '.join(args)}: {why}") from None
-        except subprocess.TimeoutExpired:
-            raise DeepsepError(f"mma {' '.join(args)}: no result after {self.timeout:.0f} s") from None
+        limit = self.cpu_seconds
+        proc = subprocess.run([sys.executable, str(self.bin), *args], env=env, cwd=cwd, capture_output=True,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 5)))
+        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise DeepsepError(f"mma {' '.join(args)}: no result within {limit} s of CPU time")
+        if proc.returncode:
+            out = (proc.stdout + proc.stderr).decode(errors="replace").splitlines()
+            why = next((ln for ln in out if ln.startswith("Error")), f"exit status {proc.returncode}")
+            raise DeepsepError(f"mma {' '.join(args)}: {why}")
 
     def index_grooves(self) -> None:
         """Build MMA's groove database (``mma -G``), which it needs to find a groove by name."""

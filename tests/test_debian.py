@@ -183,3 +183,12 @@ def test_mma_package_writes_accompaniment_songs_and_renders_them(tmp_path, monke
              for s in ("drums", "bass", "other", "vocals")}
     assert not stems["vocals"].any() and all(np.abs(stems[s]).max() > 0.01 for s in ("drums", "bass", "other"))
     assert (tmp_path / "out" / "licences" / "fake-mma.copyright").is_file()
+
+
+def test_mma_that_never_finishes_is_stopped_by_its_cpu_limit(tmp_path):
+    from deepsep.accompaniment import Mma
+    from deepsep.errors import DeepsepError
+
+    (tmp_path / "mma").write_text("while True:\n    pass\n")
+    with pytest.raises(DeepsepError, match="within 1 s of CPU time"):
+        Mma(tmp_path / "mma", tmp_path, cpu_seconds=1).index_grooves()
