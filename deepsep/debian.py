@@ -13,11 +13,14 @@ What a package gives (see :data:`PACKAGES`):
 - ``mma``: the MMA program and its groove library: :data:`MMA_SONGS` accompaniment songs written
   from made-up chord charts (:mod:`deepsep.accompaniment`), rendered like ``midi`` into
   ``rendered/mma/<song>/``.
+- ``loops``: recorded drum loops, each repeated to at least :data:`MIN_SECONDS` (loops are made to
+  repeat) into ``drums/<package>/<loop>.flac``: drum stems alone, for ``train music --drums``.
 - ``drumkits``: recorded drum kits in Hydrogen's format (``drumkits/<package>/<kit>/``), the
   kits that can play a drum performance (:func:`deepsep.drumkit.find_kits`), for ``deepsep data
   drums --hydrogen``.
 
 Layout of the output folder: ``mixtures/<package>/...``, ``other/<package>/<song>.ogg``,
+``drums/<package>/<loop>.flac``,
 ``rendered/<package>/<song>/``, ``drumkits/<package>/<kit>/``,
 ``licences/<package>.copyright`` and ``sources/<package>.json`` (version, the .deb's sha256,
 licence, every file kept and every file skipped with the reason), written last: a package with
@@ -92,7 +95,7 @@ def is_musdb_test_song(path: str | Path) -> bool:
 class Package:
     """A Debian package and what to take from it: ``globs`` select its music files (paths as
     ``dpkg-deb -c`` lists them; ``*`` crosses ``/``), ``kind`` what they give (``mixtures``,
-    ``fof``, ``midi``, ``mma``, ``drumkits``: see above); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
+    ``fof``, ``midi``, ``mma``, ``loops``, ``drumkits``: see above); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
     archive and ``inner`` the music in it."""
 
     name: str
@@ -131,6 +134,9 @@ PACKAGES: tuple[Package, ...] = (
     Package("planetblupi-music-midi", "midi", ("./usr/share/planetblupi/music/*.mid",), "GPL-3+"),
     Package("mma", "mma", ("./usr/bin/mma", "./usr/share/mma/*"),
             "GPL-2+ (MMA and its groove library; the chord charts are deepsep's)"),
+    Package("sonic-pi-samples", "loops", tuple(f"./usr/share/sonic-pi/samples/loop_{n}.flac" for n in (
+        "amen", "amen_full", "breakbeat", "compus", "garzul", "industrial", "mika", "perc1", "perc2", "safari",
+        "tabla")), "CC0 (loop_perc1, loop_perc2: CC-BY-SA-4.0)"),
     Package("hydrogen-drumkits", "drumkits", ("./usr/share/hydrogen/data/drumkits/*",),
             "GPL-2 / GPL-2+ / CC-BY-SA-3.0 / CC-BY-3.0 / CC0, kit by kit (see its copyright)"),
 )
@@ -293,6 +299,8 @@ def build_package(package: Package, out: Path, debs: Path, soundfont: Path = DEF
             kept, skipped = _stage_fof(package, root, paths, staged)
         elif package.kind == "drumkits":
             kept, skipped = _stage_drumkits(package, root, staged)
+        elif package.kind == "loops":
+            kept, skipped = _stage_loops(package, root, paths, staged)
         else:
             kept, skipped = _stage_mixtures(package, root, paths, staged, Path(tmp) / "zip")
         (staged / "licences").mkdir(parents=True, exist_ok=True)
@@ -360,6 +368,32 @@ def _stage_fof(package: Package, root: Path, paths: Sequence[str], staged: Path)
     return kept, skipped
 
 
+def _stage_loops(package: Package, root: Path, paths: Sequence[str], staged: Path) -> tuple[list[dict], list[dict]]:
+    """(kept, skipped) of a drum-loop package: each loop repeated to at least :data:`MIN_SECONDS`
+    into ``staged/drums/<package>/<loop>.flac`` (24-bit)."""
+    import soundfile as sf
+
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    for member in paths:
+        src = root / member
+        try:
+            x, rate = sf.read(str(src), dtype="float32", always_2d=True)
+        except RuntimeError:
+            skipped.append({"file": member, "why": "not readable audio"})
+            continue
+        if not len(x) or is_musdb_test_song(src):
+            skipped.append({"file": member, "why": "empty" if not len(x) else "a MUSDB18 test song's name"})
+            continue
+        tiled = np.tile(x, (int(np.ceil(MIN_SECONDS * rate / len(x))), 1))
+        dst = staged / "drums" / package.name / f"{src.stem}.flac"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(dst), tiled, rate, subtype="PCM_24")
+        kept.append({"file": f"drums/{package.name}/{dst.name}", "seconds": round(len(tiled) / rate, 1),
+                     "loop_seconds": round(len(x) / rate, 2)})
+    return kept, skipped
+
+
 def _stage_drumkits(package: Package, root: Path, staged: Path) -> tuple[list[dict], list[dict]]:
     """(kept, skipped) of a drum-kit package: each Hydrogen kit able to play a drum performance
     moved into ``staged/drumkits/<package>/<kit>/``; hand-percussion and effect kits skipped."""
@@ -415,9 +449,9 @@ def _stage_mixtures(package: Package, root: Path, paths: Sequence[str], staged: 
 
 
 def _move_staged(package: Package, staged: Path, out: Path) -> None:
-    """Move a package's staged folders (mixtures, other) and licence into ``out``, replacing what
-    an interrupted run left there."""
-    for sub in ("mixtures", "other", "drumkits"):
+    """Move a package's staged folders (mixtures, other, drums, drumkits) and licence into ``out``,
+    replacing what an interrupted run left there."""
+    for sub in ("mixtures", "other", "drums", "drumkits"):
         src = staged / sub / package.name
         if src.is_dir():
             dst = out / sub / package.name

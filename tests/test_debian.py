@@ -192,3 +192,15 @@ def test_mma_that_never_finishes_is_stopped_by_its_cpu_limit(tmp_path):
     (tmp_path / "mma").write_text("while True:\n    pass\n")
     with pytest.raises(DeepsepError, match="within 1 s of CPU time"):
         Mma(tmp_path / "mma", tmp_path, cpu_seconds=1).index_grooves()
+
+
+def test_drum_loops_are_repeated_into_drum_stems(tmp_path):
+    _deb(tmp_path, "fake-loops", {"usr/share/s/loop_amen.flac": b"", "usr/share/s/loop_beat.ogg": 0.5})  # an empty file
+    package = debian.Package("fake-loops", "loops", ("./usr/share/s/loop_*",), "CC0")
+    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs")
+    [kept], [skipped] = record["kept"], record["skipped"]
+    assert kept["file"] == "drums/fake-loops/loop_beat.flac" and skipped["why"] == "not readable audio"
+    loop = sf.read(tmp_path / "src" / "fake-loops" / "usr/share/s/loop_beat.ogg", dtype="float32")[0]
+    tiled, rate = sf.read(tmp_path / "out" / "drums" / "fake-loops" / "loop_beat.flac", dtype="float32")
+    assert len(tiled) >= debian.MIN_SECONDS * rate and len(tiled) % len(loop) == 0
+    assert np.allclose(tiled[len(loop):2 * len(loop)], loop, atol=1e-4)

@@ -153,7 +153,7 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
     kept = sum(len(r["kept"]) for r in records) - kits
     hours = sum(k.get("seconds", 0) for r in records for k in r["kept"]) / 3600
     click.echo(f"{kept} files ({hours:.1f} h){f' and {kits} drum kits' if kits else ''} from {len(records)} packages in {out} "
-               "(mixtures/, other/, rendered/, drumkits/, licences/, sources/)")
+               "(mixtures/, other/, drums/, rendered/, drumkits/, licences/, sources/)")
 
 
 @data.command("listen")
