@@ -250,6 +250,9 @@ def test_init_continues_from_given_weights_and_export_records_stages(dirs, tmp_p
             torch.testing.assert_close(model.state_dict()[k], v)
     with pytest.raises(ValueError, match="another config"):
         init_weights(make_model(_opts(dirs, tmp_path, config={**TINY["unet"], "channels": [4, 4]})), "voice-x")
+    other_hop = make_model(_opts(dirs, tmp_path, config={**TINY["unet"], "hop": 8}))  # the same weights' shapes
+    assert init_weights(other_hop, "voice-x") == ["hop: 16 -> 8"]
+    torch.testing.assert_close(other_hop.state_dict(), first.state_dict())
     second = _opts(dirs, tmp_path, steps=2, ckpt_every=2, valid_every=2, init="voice-x", out=str(tmp_path / "run2"))
     train(second, progress=False)
     entry = export_model(tmp_path / "run2" / "best.pt", "voice-y", tmp_path / "w", manifest,

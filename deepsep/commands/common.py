@@ -51,3 +51,11 @@ def default_under_root(given: dict[str, str | None], relative: dict[str, str], r
         value = given.get(key)
         out[key] = value if value is not None else str(data_root(root, check=True) / rel)
     return out
+
+
+def echo_start(rec: dict[str, Any]) -> None:
+    """What a training's start event tells the user: the config fields in which the run differs
+    from its ``--init`` weights (their shapes fit, so they are loaded)."""
+    if rec.get("event") == "start" and rec.get("init_changes"):
+        click.echo(f"--init: the run's config differs ({'; '.join(rec['init_changes'])}); every weight fits "
+                   "this model, so all are loaded", err=True)

@@ -18,7 +18,7 @@ from ..train.export import destination, export_model
 from ..train.voice import VoiceTrainOptions
 from ..train.voice import train as run_training
 from .command_line import command_line
-from .common import data_root_option, default_under_root, earlier_stages_option, export_to_option
+from .common import data_root_option, default_under_root, earlier_stages_option, echo_start, export_to_option
 
 #: each recipe's data folders, under the data root (--data-root)
 DATA_8K = dict(speech_dir="speech/train", noise_dir="noise/train", valid_speech_dir="speech/valid",
@@ -134,6 +134,7 @@ def _run(recipe: str, kw: dict) -> None:
     command = command_line(click.get_current_context())
 
     def echo(rec: dict) -> None:
+        echo_start(rec)
         if rec.get("event") == "valid":
             click.echo(f"step {rec['step']}: val SI-SDR {rec['si_sdr']:.2f} dB, SI-SDRi {rec['si_sdri']:.2f} dB"
                        f"{' (best)' if rec['best'] else ''}", err=True)

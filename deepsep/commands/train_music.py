@@ -21,7 +21,7 @@ from ..train.export import destination
 from ..train.music import MusicTrainOptions, export_music, load_data, train_music
 from ..train.validation import baselines, evaluate_music
 from .command_line import command_line
-from .common import data_root_option, default_under_root, earlier_stages_option, export_to_option
+from .common import data_root_option, default_under_root, earlier_stages_option, echo_start, export_to_option
 
 
 def _fmt(d: dict) -> str:
@@ -149,6 +149,7 @@ def _evaluate(opts: MusicTrainOptions, dataset: MusicDataset) -> None:
 
 def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progress: bool) -> None:
     def echo(rec: dict) -> None:
+        echo_start(rec)
         if rec.get("event") == "valid":
             click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}", err=True)
 

@@ -91,9 +91,11 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
     return model.eval()
 
 
-def init_weights(model: SeparationModel, source: str) -> None:
+def init_weights(model: SeparationModel, source: str) -> list[str]:
     """Load the weights of ``source`` (a model name, a ``.safetensors`` file or a training
-    checkpoint ``.pt``) into ``model``, which must have the same architecture and config."""
+    checkpoint ``.pt``) into ``model``, which must have the same architecture and either the same
+    config or one whose differences leave every weight's shape as it is (e.g. another STFT hop);
+    returns those differences as ``field: theirs -> ours`` (empty when the configs are equal)."""
     from ..weights import get_model
 
     if source.endswith(".pt"):
@@ -102,10 +104,15 @@ def init_weights(model: SeparationModel, source: str) -> None:
     else:
         other = get_model(source)
         arch, config, state = arch_name(other), other.config.to_dict(), other.state_dict()
-    if arch != arch_name(model) or type(model.config).from_dict(config) != model.config:
+    ours = model.config.to_dict()
+    theirs = type(model.config).from_dict(config).to_dict() if arch == arch_name(model) else {}
+    changed = [f"{k}: {theirs[k]} -> {ours[k]}" for k in ours if k in theirs and theirs[k] != ours[k]]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if arch != arch_name(model) or (changed and {k: tuple(v.shape) for k, v in state.items()} != shapes):
         raise ValueError(f"--init {source}: a {arch} model with another config than this run's "
                          f"({arch_name(model)}); give --config to match it")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return changed
 
 
 def prepare_run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> None:

@@ -130,11 +130,12 @@ class RunPaths(NamedTuple):
     log: Path
 
 
-def start_run(opts: RunOptions, resume: bool = False) -> tuple[torch.device, RunPaths, SeparationModel]:
+def start_run(opts: RunOptions, resume: bool = False) -> tuple[torch.device, RunPaths, SeparationModel, dict[str, Any]]:
     """Check the run folder (:func:`~deepsep.train.checkpoints.prepare_run_folder`); set threads,
     device and seed (under torchrun: join the process group, check that the batch divides among
     the ranks); make the folder; build the model on the device (from ``opts.init``'s weights if
-    given). Returns (device, the run's files, model)."""
+    given). Returns (device, the run's files, model, facts for the start of the log: as
+    ``init_changes``, the config fields in which the run differs from the ``--init`` weights')."""
     prepare_run_folder(opts.out_dir, resume)
     distributed.local_batch(opts.batch_size)
     if opts.threads:
@@ -144,9 +145,9 @@ def start_run(opts: RunOptions, resume: bool = False) -> tuple[torch.device, Run
     torch.manual_seed(opts.seed)
     device = distributed.setup(opts.device)
     model = make_model(opts).to(device)
-    if opts.init:
-        init_weights(model, opts.init)
-    return device, RunPaths(out / "last.pt", out / "best.pt", out / "log.jsonl"), model
+    changed = init_weights(model, opts.init) if opts.init else []
+    facts = {"init_changes": changed} if changed else {}
+    return device, RunPaths(out / "last.pt", out / "best.pt", out / "log.jsonl"), model, facts
 
 
 #: a step's (loss, parts: floats to log, after: called after the optimizer step, returning more

@@ -376,12 +376,12 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
                 on_log: Callable[[dict[str, Any]], None] | None = None,
                 data: MusicDataset | None = None) -> dict[str, Any]:
     """Train (or resume) the music model; return the final summary (steps, best validation SDR)."""
-    device, paths, model = start_run(opts, resume)
+    device, paths, model, facts = start_run(opts, resume)
     with distributed.main_first(opts.device):  # rank 0 decodes into the cache and writes split.json
         data = data or load_data(opts)
     require_known_stems(data)
     task = MusicTask(opts, model, data, device, resume)
-    facts = {"train_tracks": len(data.train_names), "valid_tracks": data.valid_names}
+    facts.update(train_tracks=len(data.train_names), valid_tracks=data.valid_names)
     return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
 
 

@@ -158,10 +158,10 @@ def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
     """Train (or resume) a voice model; return the final summary (steps done, best validation)."""
     if opts.workers and opts.mixtures:
         raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
-    device, paths, model = start_run(opts, resume)
+    device, paths, model, facts = start_run(opts, resume)
     sr = model.sample_rate
     data = voice_batches(opts, sr, device)
     with distributed.main_first(opts.device):  # rank 0 builds the validation mixtures
         valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
     task = VoiceTask(opts, model, data, valid, device)
-    return train_task(opts, model, task, device, paths, resume, progress, on_log, ema=opts.ema)
+    return train_task(opts, model, task, device, paths, resume, progress, on_log, ema=opts.ema, facts=facts)
