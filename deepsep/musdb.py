@@ -257,7 +257,9 @@ def split_tracks(names: Sequence[str], n_valid: int = 10, seed: int = 42) -> tup
 
 
 class MusicDataset:
-    """Tracks in memory (float16, (5, 2, time) each: mixture then SOURCES), split by track.
+    """Tracks in memory, split by track: each as its known stems only, float16 (known, 2, time) in
+    :data:`SOURCES` order (:meth:`known_stems`; a one-stem track takes a fifth of what all five
+    rows of the cache would), and its own mixture where it has one (a .stem.mp4's mixture stream).
 
     ``known[name]`` is the track's (len(SOURCES),) boolean mask of known stems (all True for
     MUSDB18); an unknown stem is zeros in :meth:`stems`. ``extra`` roots add training tracks only
@@ -301,12 +303,17 @@ class MusicDataset:
             train = [*train, *added]
             solo_names.update(dict.fromkeys(added, stem) if stem else {})
         self.train_names, self.valid_names = list(train), list(valid)
-        self.tracks: dict[str, np.ndarray] = {}
+        self.tracks: dict[str, np.ndarray] = {}  # known stems (known, 2, time)
         self.known: dict[str, np.ndarray] = {}
+        self._mixtures: dict[str, np.ndarray] = {}  # the tracks' own mixtures, where they have one
         todo = [n for n in [*train, *valid] if n in by_name]
         for i, n in enumerate(todo):
-            self.tracks[n] = cached_track(by_name[n], cache_dir, sample_rate)
-            self.known[n] = by_name[n].known
+            ref = by_name[n]
+            full = cached_track(ref, cache_dir, sample_rate)  # (5, 2, time): mixture, then SOURCES
+            self.known[n] = ref.known
+            self.tracks[n] = np.ascontiguousarray(full[1:][ref.known])
+            if ref.stem_mp4 is not None or "mixture" in dict(ref.files):
+                self._mixtures[n] = full[0].copy()
             if progress:
                 print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True)
         if progress:
@@ -325,28 +332,44 @@ class MusicDataset:
 
     def _level_solo(self, names: list[str], stem: str) -> None:
         """Scale one-stem tracks to the median active level of ``stem`` in the tracks with more stems."""
-        i = 1 + SOURCES.index(stem)
-        levels = [active_rms(self.tracks[n][i].astype(np.float32)) for n in self.tracks
-                  if n not in names and self.known[n][i - 1] and self.known[n].sum() > 1]
+        i = SOURCES.index(stem)
+
+        def level(n: str) -> float:
+            return active_rms(self.tracks[n][int(self.known[n][:i].sum())].astype(np.float32))
+
+        levels = [level(n) for n in self.tracks if n not in names and self.known[n][i] and self.known[n].sum() > 1]
         levels = [v for v in levels if v > 0]
         if not levels:
             return
         target = float(np.median(levels))
         for n in names:
-            level = active_rms(self.tracks[n][i].astype(np.float32))
-            if level > 0:
-                self.tracks[n] = (self.tracks[n].astype(np.float32) * (target / level)).astype(np.float16)
+            if (own := level(n)) > 0:
+                self.tracks[n] = (self.tracks[n].astype(np.float32) * (target / own)).astype(np.float16)
+
+    def known_stems(self, name: str) -> np.ndarray:
+        """(known stems, 2, time) float16: the stems of a track that it has, in :data:`SOURCES` order."""
+        return self.tracks[name]
 
     def stems(self, name: str) -> np.ndarray:
-        """(sources=4, 2, time) float16 stems of a track (zeros where a stem is unknown)."""
-        return self.tracks[name][1:]
+        """(sources=4, 2, time) float16 stems of a track (zeros where a stem is unknown): a new array."""
+        return expand_stems(self.tracks[name], self.known[name])
 
     def unknown_stems(self) -> dict[str, list[str]]:
         """The tracks that miss some stems: name -> the unknown sources."""
         return {n: [s for s, k in zip(SOURCES, m) if not k] for n, m in self.known.items() if not m.all()}
 
     def mixture(self, name: str) -> np.ndarray:
-        return self.tracks[name][0]
+        """(2, time) float16: the track's own mixture, else the sum of its stems."""
+        if name in self._mixtures:
+            return self._mixtures[name]
+        return self.tracks[name].astype(np.float32).sum(axis=0).astype(np.float16)
+
+
+def expand_stems(known_stems: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(known, C, T) stems -> (len(known), C, T), zeros where ``known`` (bool) is False."""
+    out = np.zeros((len(known), *known_stems.shape[1:]), dtype=known_stems.dtype)
+    out[np.asarray(known, dtype=bool)] = known_stems
+    return out
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -388,9 +411,9 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     """One augmented example: (stems (S, 2, length) float32, known (S,) bool); the mixture is the
     stems' sum.
 
-    ``tracks`` are arrays (S, 2, time) (stems only); ``known`` their (S,) masks of known stems
-    (default: all known), ``weights`` the chance of drawing each track (default: equal; e.g. in
-    proportion to length). With probability ``p_remix`` each stem comes from an independently
+    ``tracks`` are arrays (K, 2, time) of each track's known stems in source order; ``known``
+    their (S,) masks of known stems (K = mask.sum(); default: all known, K = S), ``weights`` the
+    chance of drawing each track (default: equal; e.g. in proportion to length). With probability ``p_remix`` each stem comes from an independently
     drawn track that knows it, at its own random offset (random remixing across tracks: every stem
     known), else all stems come from one track at one offset (that track's mask), drawn among the
     tracks that know two stems or more (a one-stem track, e.g. a cappella vocals, is only ever
@@ -398,8 +421,10 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
     a stem at random.
     """
-    n_src: int = tracks[0].shape[0]
-    masks = [np.ones(n_src, dtype=bool)] * len(tracks) if known is None else [np.asarray(k, dtype=bool) for k in known]
+    masks = ([np.ones(tracks[0].shape[0], dtype=bool)] * len(tracks) if known is None
+             else [np.asarray(k, dtype=bool) for k in known])
+    n_src = len(masks[0])
+    rows = [np.cumsum(m) - 1 for m in masks]  # a stem's row in its track's array
 
     def draw(candidates: np.ndarray) -> int:
         if weights is None:
@@ -407,15 +432,18 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
         p = weights[candidates] / weights[candidates].sum()
         return int(candidates[int(rng.choice(len(candidates), p=p))])
 
+    def excerpt_of(s: int, i: int) -> np.ndarray:
+        return random_excerpt(tracks[i][rows[i][s]], length, rng)
+
     whole = np.flatnonzero([m.sum() >= 2 for m in masks])
     if rng.random() < p_remix or len(whole) == 0:
         having = [np.flatnonzero([m[s] for m in masks]) for s in range(n_src)]
         mask = np.array([len(h) > 0 for h in having])
-        stems = np.stack([random_excerpt(tracks[draw(having[s])][s], length, rng) if mask[s]
+        stems = np.stack([excerpt_of(s, draw(having[s])) if mask[s]
                           else np.zeros((tracks[0].shape[1], length), dtype=np.float32) for s in range(n_src)])
     else:
         i = draw(whole)
-        stems, mask = random_excerpt(tracks[i], length, rng), masks[i].copy()
+        stems, mask = expand_stems(random_excerpt(tracks[i], length, rng), masks[i]), masks[i].copy()
     stems = stems.astype(np.float32)
     gains = 10 ** (rng.uniform(*gain_db, size=n_src) / 20)
     if p_silent:

@@ -342,7 +342,7 @@ class MusicTask:
 
     def _batches(self) -> MusicBatches:
         d, o = self.dataset, self.opts
-        tracks = [d.stems(n) for n in d.train_names]
+        tracks = [d.known_stems(n) for n in d.train_names]
         weights = track_weights([t.shape[-1] for t in tracks], [n in d.main_names for n in d.train_names], o.main_share)
         return MusicBatches(tracks, int(round(o.segment * self.model.sample_rate)), o.seed, p_remix=o.p_remix,
                             known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()), weights=weights)
