@@ -413,11 +413,12 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
 
     ``tracks`` are arrays (K, 2, time) of each track's known stems in source order; ``known``
     their (S,) masks of known stems (K = mask.sum(); default: all known, K = S), ``weights`` the
-    chance of drawing each track (default: equal; e.g. in proportion to length). With probability ``p_remix`` each stem comes from an independently
-    drawn track that knows it, at its own random offset (random remixing across tracks: every stem
-    known), else all stems come from one track at one offset (that track's mask), drawn among the
-    tracks that know two stems or more (a one-stem track, e.g. a cappella vocals, is only ever
-    remixed over other tracks' stems, never an example on its own). Then per-stem
+    chance of drawing each track (default: equal; e.g. in proportion to length). With probability
+    ``p_remix`` each stem comes from an independently drawn track that knows it, at its own random
+    offset (random remixing across tracks: every stem known), else all stems come from one track at
+    one offset (that track's mask), drawn among the tracks that know two stems or more (a one-stem
+    track, e.g. a cappella vocals, is only ever remixed over other tracks' stems, never an example
+    on its own). Then per-stem
     random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
     a stem at random.
     """

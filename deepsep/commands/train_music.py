@@ -48,7 +48,8 @@ def _fmt(d: dict) -> str:
               help="Folders of unlabelled full mixes for the semi-supervised losses (repeatable), e.g. "
                    "../shared/data/music/songs; not with --supervised-only.")
 @click.option("--solo-minutes", type=float, default=60.0, show_default=True,
-              help="At most this much audio of each --vocals / --drums / --other folder (a minute of one stem takes ~11 MB of memory).")
+              help="At most this much audio of each --vocals / --drums / --other folder (a minute of one stem "
+                   "takes ~11 MB of memory).")
 @click.option("--mixture-minutes", type=float, default=120.0, show_default=True,
               help="At most this much audio of each --mixtures folder (a minute takes ~11 MB of memory).")
 @click.option("--main-share", type=float, default=None, metavar="F",
