@@ -591,3 +591,16 @@ def test_music_validation_gives_the_numbers_of_deepsep_eval(tmp_path):
             expected = np.mean([r["sdr"] for r in rows if r["method"] == method and r["source"] == s])
             assert (base[name] if name else ours)[s] == pytest.approx(expected, abs=0.02)
     assert all(base["irm2"][s] > base["mixture"][s] for s in musdb.SOURCES)
+
+
+def test_the_band_split_masker_takes_the_semi_supervised_losses_too():
+    torch.manual_seed(0)
+    model = build_model("music_bandsplit", TINY_BANDS)
+    loss_fn = MusicLoss(model, MusicTrainOptions(config=TINY_BANDS, model="music_bandsplit"),
+                        Adversary(2, 4, 1e-3, torch.device("cpu")))
+    stems, songs = 0.1 * torch.randn(4, 4, 2, 4410), 0.1 * torch.randn(2, 2, 4410)
+    loss_fn(stems, None, songs)  # the first step fills the pool of estimates
+    loss, parts, est, _ = loss_fn(stems, None, songs)
+    assert {"synth", "identity", "g_adv"} <= set(parts) and torch.isfinite(loss) and est.shape[:2] == (6, 4)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
