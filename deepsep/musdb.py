@@ -309,11 +309,11 @@ class MusicDataset:
         todo = [n for n in [*train, *valid] if n in by_name]
         for i, n in enumerate(todo):
             ref = by_name[n]
-            full = cached_track(ref, cache_dir, sample_rate)  # (5, 2, time): mixture, then SOURCES
+            decoded = cached_track(ref, cache_dir, sample_rate)  # (5, 2, time): mixture, then SOURCES
             self.known[n] = ref.known
-            self.tracks[n] = np.ascontiguousarray(full[1:][ref.known])
+            self.tracks[n] = np.ascontiguousarray(decoded[1:][ref.known])
             if ref.stem_mp4 is not None or "mixture" in dict(ref.files):
-                self._mixtures[n] = full[0].copy()
+                self._mixtures[n] = decoded[0].copy()
             if progress:
                 print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True)
         if progress:

@@ -331,7 +331,10 @@ class Augmentation:
     ``rirs``: room impulse responses, one convolved with the speech with probability
     ``p_reverb`` (the reverberant speech is the voice target); ``p_eq``: a random EQ on the
     voice and, independently, on the noise; ``p_band_limit``: voice and noise both limited to
-    the band of a recording at one of ``band_limit_rates`` (Hz). ``sample_rate``: the data's.
+    the band of a recording at one of ``band_limit_rates`` (Hz); in such an example the voice and,
+    independently, the noise come with probability ``p_narrow`` from ``narrow_speech`` and
+    ``narrow_noise`` (narrow-band corpora, e.g. the 8 kHz ones, at ``sample_rate``: more speakers
+    and noises, shown only where the model must not expect a high band). ``sample_rate``: the data's.
     """
 
     sample_rate: int = 8000
@@ -340,6 +343,15 @@ class Augmentation:
     p_eq: float = 0.0
     p_band_limit: float = 0.0
     band_limit_rates: tuple[int, ...] = (8000,)
+    narrow_speech: list[np.ndarray] = field(default_factory=list)
+    narrow_noise: list[np.ndarray] = field(default_factory=list)
+    p_narrow: float = 0.5
+
+
+def _by_length(corpus: list[np.ndarray]) -> np.ndarray:
+    """The chance of drawing each file of a corpus: in proportion to its length."""
+    lens = np.array([len(x) for x in corpus], dtype=np.float64)
+    return lens / lens.sum() if len(lens) else lens
 
 
 class OnTheFlyMixer(torch.utils.data.IterableDataset):
@@ -363,8 +375,8 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
         self.p_two_noises = p_two_noises
         self.augment = augment or Augmentation()
         self.rng = np.random.default_rng(seed)
-        lens = np.array([len(s) for s in speech], dtype=np.float64)
-        self.speech_p = lens / lens.sum()
+        self.speech_p = _by_length(speech)
+        self.narrow_p = _by_length(self.augment.narrow_speech)
 
     @classmethod
     def from_folders(cls, speech_dir: str | Path, noise_dir: str | Path, sample_rate: int, segment: int,
@@ -378,20 +390,23 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
     def set_state(self, state: Mapping[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
-    def _noise(self, n: int) -> np.ndarray:
-        rng = self.rng
+    def _noise(self, n: int, corpus: list[np.ndarray] | None = None) -> np.ndarray:
+        """A noise excerpt of ``n`` samples from ``corpus`` (default: the noise corpus), not silent."""
+        rng, corpus = self.rng, corpus or self.noise
         for _ in range(100):
-            nz = self.noise[int(rng.integers(0, len(self.noise)))]
+            nz = corpus[int(rng.integers(0, len(corpus)))]
             x = loop_to(nz, n, int(rng.integers(0, len(nz))) if len(nz) < n else int(rng.integers(0, len(nz) - n + 1)))
             if rms_db(x) > SILENCE_DB:
                 return x
         return x  # pragma: no cover - only with an almost silent noise corpus
 
-    def _voice(self, n: int) -> np.ndarray:
-        """A speech excerpt of ``n`` samples, reverberated with probability ``p_reverb`` (the
-        excerpt is convolved with the speech before it, so the reverberation has its tail)."""
+    def _voice(self, n: int, narrow: bool = False) -> np.ndarray:
+        """A speech excerpt of ``n`` samples (of the narrow-band corpus with ``narrow``),
+        reverberated with probability ``p_reverb`` (the excerpt is convolved with the speech
+        before it, so the reverberation has its tail)."""
         rng, aug = self.rng, self.augment
-        sp = self.speech[int(rng.choice(len(self.speech), p=self.speech_p))]
+        corpus, p = (aug.narrow_speech, self.narrow_p) if narrow else (self.speech, self.speech_p)
+        sp = corpus[int(rng.choice(len(corpus), p=p))]
         start = _active_start(rng, sp, n)
         if aug.rirs and rng.random() < aug.p_reverb:
             return reverberant_excerpt(sp, start, n, aug.rirs[int(rng.integers(0, len(aug.rirs)))])
@@ -411,6 +426,10 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
                 noise = random_eq(noise, rng, aug.sample_rate)
         if aug.p_band_limit and rng.random() < aug.p_band_limit:
             rate = int(aug.band_limit_rates[int(rng.integers(0, len(aug.band_limit_rates)))])
+            if aug.narrow_speech and rng.random() < aug.p_narrow:
+                voice = self._voice(n, narrow=True)
+            if aug.narrow_noise and rng.random() < aug.p_narrow:
+                noise = self._noise(n, aug.narrow_noise)
             voice, noise = band_limit(voice, aug.sample_rate, rate), band_limit(noise, aug.sample_rate, rate)
         if rms_db(voice) < SILENCE_DB:  # pragma: no cover - a silent excerpt of a non-silent file
             voice = loop_to(self.speech[0], n)

@@ -72,6 +72,26 @@ def test_augmented_mixer_keeps_mixture_equal_voice_plus_noise(rirs):
     assert _band_energy(v[0].numpy(), 4200) < 1e-3 and _band_energy(z[0].numpy(), 4200) < 1e-3
 
 
+def test_narrow_band_corpora_feed_only_the_band_limited_examples():
+    t = np.arange(2 * SR) / SR
+    tone = lambda f, a: [(a * np.sin(2 * np.pi * f * t)).astype(np.float32)]  # noqa: E731
+    speech, noise, narrow_speech, narrow_noise = tone(300, 0.2), tone(1000, 0.1), tone(500, 0.2), tone(2000, 0.1)
+
+    def examples(p_band: float, with_narrow: bool, n: int = 40) -> list[tuple[int, int]]:
+        narrow = dict(narrow_speech=narrow_speech, narrow_noise=narrow_noise) if with_narrow else {}
+        mixer = OnTheFlyMixer(speech, noise, SR // 2, seed=5, augment=Augmentation(SR, p_band_limit=p_band, **narrow))
+        out = []
+        for _ in range(n):
+            _, v, z = mixer.example()
+            out.append(tuple(int(np.argmax(np.abs(np.fft.rfft(x[0].numpy())))) * 2 for x in (v, z)))  # Hz
+        return out
+
+    assert examples(0.0, True) == examples(0.0, False)  # no band-limited examples: nothing changes
+    voices, noises = zip(*examples(1.0, True))
+    assert set(voices) == {300, 500} and set(noises) == {1000, 2000}  # each from either corpus
+    assert 0.25 < voices.count(500) / len(voices) < 0.75 and 0.25 < noises.count(2000) / len(noises) < 0.75
+
+
 def test_build_mixtures_with_reverberation(tmp_path, rirs):
     (tmp_path / "s").mkdir()
     (tmp_path / "n").mkdir()

@@ -188,6 +188,10 @@ def test_missing_data_root_is_a_usage_error(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
     res = CliRunner().invoke(train_group, ["unet", "--data-root", str(tmp_path / "no"), "-o", str(tmp_path / "run")])
     assert res.exit_code == 2 and "--data-root" in res.output, res.output
+    res = CliRunner().invoke(train_group, ["unet", "--narrow-speech", str(tmp_path), "--data-root", str(tmp_path),
+                                           "-o", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "band-limited examples" in res.output, res.output  # no band-limited examples at 8 kHz
+    assert not (tmp_path / "run").exists()
 
 
 def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
@@ -224,11 +228,13 @@ def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
 
 
 def test_wideband_training_with_augmentation(dirs, tmp_path, monkeypatch):
-    """A 16 kHz run on 8 kHz files (resampled), with reverberation, EQ and band limiting."""
+    """A 16 kHz run on 8 kHz files (resampled), with reverberation, EQ and band limiting (with
+    narrow-band corpora for the band-limited examples)."""
     monkeypatch.setenv("DEEPSEP_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("deepsep.train.validation.VALID_RIRS", 2)
     opts = _opts(dirs, tmp_path, config={**TINY["unet"], "sample_rate": 16000}, steps=4, valid_every=4,
-                 p_reverb=0.5, p_eq=0.5, p_band_limit=0.5, rir_count=2, valid_p_reverb=0.5)
+                 p_reverb=0.5, p_eq=0.5, p_band_limit=0.5, rir_count=2, valid_p_reverb=0.5,
+                 narrow_speech_dir=str(dirs / "speech" / "valid"), narrow_noise_dir=str(dirs / "noise" / "valid"))
     summary = train(opts, progress=False)
     assert summary["step"] == 4 and np.isfinite(summary["best_si_sdr"])
     params = json.loads((tmp_path / "valid" / "params.json").read_text())

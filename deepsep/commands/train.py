@@ -63,6 +63,12 @@ def _options(f):
                      help="Clean speech folder (on-the-fly mixing) [default: the recipe's, under --data-root]."),
         click.option("--noise", "noise_dir", default=None, help="Noise folder (on-the-fly mixing) [default: the recipe's]."),
         click.option("--mixtures", default=None, help="Train on a prepared mixture folder instead (mix_snr_XX.wav layout)."),
+        click.option("--narrow-speech", "narrow_speech_dir", default=None, metavar="DIR",
+                     help="16 kHz recipes: narrow-band speech (e.g. DATA_ROOT/speech/train, 8 kHz) for half the "
+                          "voices of the band-limited examples [default: none]."),
+        click.option("--narrow-noise", "narrow_noise_dir", default=None, metavar="DIR",
+                     help="16 kHz recipes: narrow-band noise (e.g. DATA_ROOT/noise/train) for half the noises of the "
+                          "band-limited examples [default: none]."),
         click.option("--valid-speech", "valid_speech_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-noise", "valid_noise_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-dir", default=None,
@@ -127,8 +133,8 @@ def _run(recipe: str, kw: dict) -> None:
         if v is not None:
             d[k] = v
     d.setdefault("out", f"runs/{recipe}")
-    opts = VoiceTrainOptions(**d)
     with reported():
+        opts = VoiceTrainOptions(**d)
         prepare_run_folder(opts.out_dir, resume, overwrite)
         local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
     command = command_line(click.get_current_context())

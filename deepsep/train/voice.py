@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..models.base import SeparationModel
 from ..paths import data_path
 from ..registry import training_loss
-from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer
+from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer, load_corpus
 from . import distributed
 from .batches import WorkerBatches
 from .checkpoints import BatchSource
@@ -52,11 +52,18 @@ class VoiceTrainOptions(RunOptions):
     p_reverb: float = 0.0                 # augmentation (voicedata.Augmentation): reverberated speech
     p_eq: float = 0.0                     # random EQ of the voice and, independently, of the noise
     p_band_limit: float = 0.0             # voice and noise limited to the band of an 8 kHz recording
+    narrow_speech_dir: str | None = None  # narrow-band speech (e.g. speech/train, 8 kHz) for band-limited examples
+    narrow_noise_dir: str | None = None   # narrow-band noise (e.g. noise/train, 8 kHz) for band-limited examples
     rir_count: int = 200                  # simulated rooms for training (validation has its own)
     valid_p_reverb: float = 0.0           # share of reverberant validation items
     mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
     stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
     workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
+
+    def __post_init__(self) -> None:
+        if (self.narrow_speech_dir or self.narrow_noise_dir) and not self.p_band_limit:
+            raise UsageError("--narrow-speech and --narrow-noise feed the band-limited examples, which this "
+                             "recipe does not make (the 16 kHz recipes do)")
 
 
 def voice_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: VoiceTrainOptions) -> torch.Tensor:
@@ -119,7 +126,9 @@ def voice_batches(opts: VoiceTrainOptions, sample_rate: int, device: torch.devic
     if opts.mixtures:
         return _FolderBatches(opts.mixtures, sample_rate, segment, opts.seed)
     rirs = room_impulse_responses(opts.rir_count, sample_rate, seed=opts.seed) if opts.p_reverb else []
-    augment = Augmentation(sample_rate, rirs, opts.p_reverb, opts.p_eq, opts.p_band_limit)
+    augment = Augmentation(sample_rate, rirs, opts.p_reverb, opts.p_eq, opts.p_band_limit,
+                           narrow_speech=load_corpus(opts.narrow_speech_dir, sample_rate, 0.5) if opts.narrow_speech_dir else [],
+                           narrow_noise=load_corpus(opts.narrow_noise_dir, sample_rate) if opts.narrow_noise_dir else [])
     mixer = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sample_rate, segment,
                                        snr_range=(opts.snr_low, opts.snr_high), seed=opts.seed, augment=augment)
     if opts.workers:
