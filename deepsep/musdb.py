@@ -418,9 +418,8 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     offset (random remixing across tracks: every stem known), else all stems come from one track at
     one offset (that track's mask), drawn among the tracks that know two stems or more (a one-stem
     track, e.g. a cappella vocals, is only ever remixed over other tracks' stems, never an example
-    on its own). Then per-stem
-    random gains (dB, uniform in ``gain_db``), channel swaps and sign flips; ``p_silent`` silences
-    a stem at random.
+    on its own). Then per-stem random gains (dB, uniform in ``gain_db``), channel swaps and sign
+    flips; ``p_silent`` silences a stem at random.
     """
     masks = ([np.ones(tracks[0].shape[0], dtype=bool)] * len(tracks) if known is None
              else [np.asarray(k, dtype=bool) for k in known])

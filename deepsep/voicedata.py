@@ -334,7 +334,8 @@ class Augmentation:
     the band of a recording at one of ``band_limit_rates`` (Hz); in such an example the voice and,
     independently, the noise come with probability ``p_narrow`` from ``narrow_speech`` and
     ``narrow_noise`` (narrow-band corpora, e.g. the 8 kHz ones, at ``sample_rate``: more speakers
-    and noises, shown only where the model must not expect a high band). ``sample_rate``: the data's.
+    and noises, shown only where the model must not expect a high band; drawn after the EQ and the
+    second noise, so not given those). ``sample_rate``: the data's.
     """
 
     sample_rate: int = 8000
