@@ -40,7 +40,7 @@ COMMON=(--data $M/musdb7 --supervised-only --arch music_bandsplit --device "$DEV
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512}' --init music-4stem --lr 5e-4 -o /tmp/runA > /tmp/runA.txt 2>&1 &
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512}' -o /tmp/runB > /tmp/runB.txt 2>&1 &
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hidden": 96, "layers": 3, "hop": 512}' --vocals $M/pjs \
-    "${EXTRA[@]}" --main-share 0.7 -o /tmp/runC > /tmp/runC.txt 2>&1 &
+    ${EXTRA[@]+"${EXTRA[@]}"} --main-share 0.7 -o /tmp/runC > /tmp/runC.txt 2>&1 &
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
 wait
 python3 - <<'EOF'
