@@ -95,8 +95,8 @@ def is_musdb_test_song(path: str | Path) -> bool:
 class Package:
     """A Debian package and what to take from it: ``globs`` select its music files (paths as
     ``dpkg-deb -c`` lists them; ``*`` crosses ``/``), ``kind`` what they give (``mixtures``,
-    ``fof``, ``midi``, ``mma``, ``loops``, ``drumkits``: see above); where the music sits in a zip archive (``.pk3``, ``.zip``), ``globs`` select the
-    archive and ``inner`` the music in it."""
+    ``fof``, ``midi``, ``mma``, ``loops``, ``drumkits``: see above); where the music sits in a zip
+    archive (``.pk3``, ``.zip``), ``globs`` select the archive and ``inner`` the music in it."""
 
     name: str
     kind: str
@@ -330,17 +330,23 @@ def _render_midi(package: Package, root: Path, paths: Sequence[str], out: Path,
 def _render_mma(package: Package, root: Path, midi_dir: Path, out: Path,
                 soundfont: Path) -> tuple[list[dict], list[dict]]:
     """(kept, nothing skipped) of the mma package: :data:`MMA_SONGS` songs written by its MMA from
-    charts on its standard grooves, rendered into ``out/rendered/<package>/<song>/``."""
+    charts on its standard grooves, rendered into ``out/rendered/<package>/<song>/`` (a resumed
+    build writes and renders only the songs not there yet)."""
     from .accompaniment import Mma, main_grooves, make_charts
     from .midistems import render_songs
 
-    home = root / "usr" / "share" / "mma"
-    mma = Mma(root / "usr" / "bin" / "mma", home)
-    mma.index_grooves()
-    songs = [mma.write_midi(c, midi_dir) for c in make_charts(main_grooves(home / "lib" / "stdlib"), MMA_SONGS, bars=MMA_BARS)]
+    home, dest = root / "usr" / "share" / "mma", out / "rendered" / package.name
+    charts = make_charts(main_grooves(home / "lib" / "stdlib"), MMA_SONGS, bars=MMA_BARS)
+    todo = [c for c in charts if not (dest / c.name).is_dir()]
+    if todo:
+        mma = Mma(root / "usr" / "bin" / "mma", home)
+        mma.index_grooves()
+        for chart in todo:
+            mma.write_midi(chart, midi_dir)
+    songs = [midi_dir / f"{c.name}.mid" for c in charts]  # render_songs skips those already rendered
     kept = [{"file": f"rendered/{package.name}/{folder.name}",
              "seconds": round(float(_seconds(folder / "other.flac")), 1)}
-            for folder in render_songs(songs, out / "rendered" / package.name, soundfont)]
+            for folder in render_songs(songs, dest, soundfont)]
     return kept, []
 
 

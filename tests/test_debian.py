@@ -176,13 +176,23 @@ def test_mma_package_writes_accompaniment_songs_and_renders_them(tmp_path, monke
     monkeypatch.setattr(debian, "MMA_SONGS", 2)
     monkeypatch.setattr(debian, "MMA_BARS", 2)
     package = debian.Package("fake-mma", "mma", ("./usr/bin/mma", "./usr/share/mma/*"), "GPL-2+")
-    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs", soundfont=soundfont)
+    [record] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs", soundfont=soundfont, keep_debs=True)
     first, second = (k["file"] for k in record["kept"])  # spread over the two files' grooves
     assert first == "rendered/fake-mma/mma-000-50sRock" and second.startswith("rendered/fake-mma/mma-001-Bossa")
     stems = {s: sf.read(tmp_path / "out" / "rendered" / "fake-mma" / "mma-000-50sRock" / f"{s}.flac")[0]
              for s in ("drums", "bass", "other", "vocals")}
     assert not stems["vocals"].any() and all(np.abs(stems[s]).max() > 0.01 for s in ("drums", "bass", "other"))
     assert (tmp_path / "out" / "licences" / "fake-mma.copyright").is_file()
+    # a build stopped after the first song: a rerun writes and renders only the second
+    shutil.rmtree(tmp_path / "out" / second)
+    (tmp_path / "out" / "sources" / "fake-mma.json").unlink()
+    from deepsep.accompaniment import Mma
+
+    written = []
+    real = Mma.write_midi
+    monkeypatch.setattr(Mma, "write_midi", lambda self, chart, d: written.append(chart.name) or real(self, chart, d))
+    [again] = debian.build(tmp_path / "out", [package], debs=tmp_path / "debs", soundfont=soundfont)
+    assert written == [second.split("/")[-1]] and again["kept"] == record["kept"]
 
 
 def test_mma_that_never_finishes_is_stopped_by_its_cpu_limit(tmp_path):

@@ -308,8 +308,8 @@ def test_worker_batches_train_resume_and_differ_by_worker(dirs, tmp_path):
     assert json.loads(load_checkpoint(tmp_path / "run" / "last.pt")["data_rng"]) == {"seed": 0, "drawn": 4}
     opts.steps = 6
     assert train(opts, progress=False, resume=True)["step"] == 6
-    with pytest.raises(UsageError, match="--mixtures"):
-        train(_opts(dirs, tmp_path, workers=2, mixtures=str(tmp_path)), progress=False)
+    with pytest.raises(UsageError, match="--mixtures"):  # refused with the options, before any work
+        _opts(dirs, tmp_path, workers=2, mixtures=str(tmp_path))
 
 
 def test_validation_gives_the_numbers_of_deepsep_eval(dirs, tmp_path):

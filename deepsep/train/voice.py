@@ -61,9 +61,12 @@ class VoiceTrainOptions(RunOptions):
     workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
 
     def __post_init__(self) -> None:
-        if (self.narrow_speech_dir or self.narrow_noise_dir) and not self.p_band_limit:
-            raise UsageError("--narrow-speech and --narrow-noise feed the band-limited examples, which this "
-                             "recipe does not make (the 16 kHz recipes do)")
+        """Refuse options that cannot go together (a UsageError, before any work)."""
+        if self.workers and self.mixtures:
+            raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
+        if (self.narrow_speech_dir or self.narrow_noise_dir) and (self.mixtures or not self.p_band_limit):
+            raise UsageError("--narrow-speech and --narrow-noise feed the band-limited examples of on-the-fly "
+                             "mixing, which this run does not make (the 16 kHz recipes do, without --mixtures)")
 
 
 def voice_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: VoiceTrainOptions) -> torch.Tensor:
@@ -165,8 +168,6 @@ class VoiceTask:
 def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
           on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a voice model; return the final summary (steps done, best validation)."""
-    if opts.workers and opts.mixtures:
-        raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
     device, paths, model, facts = start_run(opts, resume)
     sr = model.sample_rate
     data = voice_batches(opts, sr, device)
