@@ -178,20 +178,26 @@ def mask_losses(masks: torch.Tensor, mix: torch.Tensor, target: torch.Tensor,
     mixture's energy (a -SNR-like quantity in the linear domain). ``known`` (b, s) bool: unknown
     stems have no loss of their own and count in ``other``'s (:func:`merge_unknown`); the means
     are over known stems, so an example with all stems known weighs as before.
+
+    Written for speed (a third of a CPU training step was spent here): everything that does not
+    depend on the masks is computed without gradients, and with ``c = Re(conj(X) Y) / |X|`` the
+    waveform error is ``(M |X| - c)^2 + (|Y|^2 - c^2)``, so both losses share ``M |X|``.
     """
-    weight = torch.ones(masks.shape[:2], device=masks.device) if known is None else known.to(masks.dtype)
-    if known is not None:
+    b, s = masks.shape[:2]
+    if known is not None and not bool(known.all()):
         masks = merge_unknown(masks, known)
-    w = weight.view(*weight.shape, 1, 1, 1)
-    per_stem = masks[0, 0].numel()  # bins of one stem: the mean over them, then over known stems
-    xm = mix.abs().unsqueeze(1)
-    ym = target.abs()
-    scale = xm.mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-8
-    l1 = ((masks * xm - ym).abs() / scale * w).sum() / (weight.sum() * per_stem)
-    cross = (mix.conj().unsqueeze(1) * target).real
-    err = masks.pow(2) * xm.pow(2) - 2 * masks * cross + ym.pow(2)
-    energy = xm.pow(2).mean(dim=(1, 2, 3, 4), keepdim=True) + 1e-10
-    wave = (err / energy * w).sum() / (weight.sum() * per_stem) * masks.shape[1]
+    with torch.no_grad():
+        weight = torch.ones(b, s, device=masks.device) if known is None else known.to(masks.dtype)
+        norm = weight.sum() * masks[0, 0].numel()  # the mean over bins of one stem, then over known stems
+        xm = mix.abs().unsqueeze(1)                                       # (b, 1, c, f, n)
+        ym = target.abs()
+        c = (mix.conj().unsqueeze(1) * target).real / xm.clamp_min(1e-20)  # |c| <= |Y|; 0 where X is
+        l1_w = weight / ((xm.mean(dim=(1, 2, 3, 4)) + 1e-8)[:, None] * norm)          # (b, s)
+        wave_w = weight * s / ((xm.pow(2).mean(dim=(1, 2, 3, 4)) + 1e-10)[:, None] * norm)
+        rest = ((ym.pow(2) - c.pow(2)).sum(dim=(2, 3, 4)) * wave_w).sum()
+    est = masks * xm
+    l1 = ((est - ym).abs().sum(dim=(2, 3, 4)) * l1_w).sum()
+    wave = ((est - c).pow(2).sum(dim=(2, 3, 4)) * wave_w).sum() + rest
     return l1, wave
 
 
