@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from deepsep.models.bandsplit import BandSplitConfig, BandSplitMasker
 from deepsep.models.music import MusicMasker, MusicMaskerConfig, SourceMasker
 from deepsep.registry import build_model
 from deepsep.train.adversary import Adversary
-from deepsep.train.checkpoints import load_checkpoint, model_from_checkpoint
+from deepsep.train.checkpoints import init_weights, load_checkpoint, model_from_checkpoint
 from deepsep.train.music import (
     MusicBatches,
     MusicLoss,
@@ -251,6 +252,36 @@ def test_bands_cover_the_bins_the_network_sees():
     # each band's projection reads that band's bins of both channels
     model = BandSplitMasker(BandSplitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in TINY_BANDS.items()}))
     assert [m[1].in_features for m in model.split] == [2 * w for w in model.widths]
+
+
+def _checkpoint(path: Path, model: torch.nn.Module) -> str:
+    """A training checkpoint of ``model`` as --init reads it."""
+    torch.save({"arch": "music_bandsplit", "config": json.dumps(model.config.to_dict()), "options": "{}",
+                "extra": "{}", "model": model.state_dict()}, path)
+    return str(path)
+
+
+def test_init_grows_a_band_split_model_deeper_and_it_separates_as_before(tmp_path):
+    """--init from a band-split checkpoint with fewer layer pairs: the grown model's new pairs start
+    as the identity (the same stems as the smaller model), and they train; other shape changes refuse."""
+    torch.manual_seed(0)
+    small = build_model("music_bandsplit", TINY_BANDS)
+    with torch.no_grad():
+        for p in small.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    source = _checkpoint(tmp_path / "small.pt", small)
+    deep = build_model("music_bandsplit", {**TINY_BANDS, "layers": 3})
+    assert init_weights(deep, source) == ["layers: 1 -> 3", "the new parts start as the identity"]
+    mix = 0.1 * torch.randn(1, 2, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(mix), small(mix))
+    opts = MusicTrainOptions(config={**TINY_BANDS, "layers": 3}, model="music_bandsplit", supervised_only=True)
+    MusicLoss(deep, opts, None)(0.1 * torch.randn(2, 4, 2, 4000))[0].backward()
+    assert deep.time_rnns[2].proj.weight.grad.abs().sum() > 0  # the new pairs learn
+    with pytest.raises(ValueError, match="another config"):  # wider: not grown
+        init_weights(build_model("music_bandsplit", {**TINY_BANDS, "hidden": 12}), source)
+    with pytest.raises(ValueError, match="another config"):  # shallower than the weights
+        init_weights(build_model("music_bandsplit", TINY_BANDS), _checkpoint(tmp_path / "deep.pt", deep))
 
 
 def test_generator_and_discriminator_steps_change_weights():

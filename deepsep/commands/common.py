@@ -55,7 +55,7 @@ def default_under_root(given: dict[str, str | None], relative: dict[str, str], r
 
 def echo_start(rec: dict[str, Any]) -> None:
     """What a training's start event tells the user: the config fields in which the run differs
-    from its ``--init`` weights (their shapes fit, so they are loaded)."""
+    from its ``--init`` weights (which were loaded into it all the same)."""
     if rec.get("event") == "start" and rec.get("init_changes"):
-        click.echo(f"--init: the run's config differs ({'; '.join(rec['init_changes'])}); every weight fits "
-                   "this model, so all are loaded", err=True)
+        click.echo(f"--init: the run's config differs ({'; '.join(rec['init_changes'])}); "
+                   "the weights are loaded into it", err=True)

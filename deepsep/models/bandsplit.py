@@ -16,6 +16,7 @@ vectors, one across time within each band, one across bands within each frame:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +73,23 @@ class BandSplitMasker(SourceMasker[BandSplitConfig]):
         self.band_rnns = nn.ModuleList(_ResidualBLSTM(h) for _ in range(config.layers))
         self.heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(h), nn.Linear(h, 2 * h), nn.Tanh(), nn.Linear(2 * h, s * c * w))
                                    for w in self.widths)
+
+    def grow_from(self, state: Mapping[str, torch.Tensor]) -> bool:
+        """Load a model with fewer layer pairs (and otherwise this config) into this deeper one: the
+        extra pairs' output projections start at zero, so each is the identity (residual) and the
+        grown model separates exactly as the smaller one did until training moves them."""
+        ours = self.state_dict()
+        old = len({k.split(".")[1] for k in state if k.startswith("time_rnns.")})
+        extra = [k for k in ours if k not in state]
+        if (any(k not in ours or ours[k].shape != v.shape for k, v in state.items())
+                or any(not k.startswith(("time_rnns.", "band_rnns.")) or int(k.split(".")[1]) < old for k in extra)):
+            return False
+        self.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
+        with torch.no_grad():
+            for block in [*self.time_rnns[old:], *self.band_rnns[old:]]:
+                block.proj.weight.zero_()
+                block.proj.bias.zero_()
+        return True
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config

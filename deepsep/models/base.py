@@ -9,6 +9,7 @@ A model maps a mixture ``(batch, channels, time)`` to its sources
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -88,6 +89,12 @@ class SeparationModel(nn.Module, Generic[C]):
     def set_normalisation(self, mix: torch.Tensor) -> None:
         """Set input statistics from example mixtures (batch, channels, time) before training:
         a model with a learned input normalisation overrides this; the others need nothing."""
+
+    def grow_from(self, state: Mapping[str, torch.Tensor]) -> bool:
+        """Load the weights of a smaller model of this architecture (``state``, whose shapes differ
+        from this model's) so that this model computes the same function, its new parts starting
+        neutral; False when this architecture cannot (the default), True when loaded."""
+        return False
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """(batch, channels, time) -> (batch, sources, channels, time)."""

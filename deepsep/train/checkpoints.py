@@ -94,8 +94,10 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
 def init_weights(model: SeparationModel, source: str) -> list[str]:
     """Load the weights of ``source`` (a model name, a ``.safetensors`` file or a training
     checkpoint ``.pt``) into ``model``, which must have the same architecture and either the same
-    config or one whose differences leave every weight's shape as it is (e.g. another STFT hop);
-    returns those differences as ``field: theirs -> ours`` (empty when the configs are equal)."""
+    config, one whose differences leave every weight's shape as it is (e.g. another STFT hop), or
+    one the model can grow into (:meth:`~deepsep.models.base.SeparationModel.grow_from`: e.g. more
+    band-split layers); returns those differences as ``field: theirs -> ours`` (empty when the
+    configs are equal)."""
     from ..weights import get_model
 
     if source.endswith(".pt"):
@@ -108,11 +110,14 @@ def init_weights(model: SeparationModel, source: str) -> list[str]:
     theirs = type(model.config).from_dict(config).to_dict() if arch == arch_name(model) else {}
     changed = [f"{k}: {theirs[k]} -> {ours[k]}" for k in ours if k in theirs and theirs[k] != ours[k]]
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if arch != arch_name(model) or (changed and {k: tuple(v.shape) for k, v in state.items()} != shapes):
-        raise ValueError(f"--init {source}: a {arch} model with another config than this run's "
-                         f"({arch_name(model)}); give --config to match it")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return changed
+    same_shapes = {k: tuple(v.shape) for k, v in state.items()} == shapes
+    if arch == arch_name(model) and same_shapes:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        return changed
+    if arch == arch_name(model) and changed and model.grow_from(state):
+        return [*changed, "the new parts start as the identity"]
+    raise ValueError(f"--init {source}: a {arch} model with another config than this run's "
+                     f"({arch_name(model)}); give --config to match it")
 
 
 def prepare_run_folder(out: Path, resume: bool = False, overwrite: bool = False) -> None:
