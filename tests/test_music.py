@@ -16,6 +16,7 @@ import torch
 
 from deepsep import musdb
 from deepsep.audio import resample
+from deepsep.dsp import apply_masks, istft, stft
 from deepsep.modelfile import load_model
 from deepsep.models.bandsplit import BandSplitConfig, BandSplitMasker
 from deepsep.models.music import MusicMasker, MusicMaskerConfig, SourceMasker
@@ -232,6 +233,19 @@ def test_stems_sum_to_mixture_and_any_length(arch, config):
         torch.testing.assert_close(out.sum(1), mix, atol=1e-4, rtol=1e-4)
     with pytest.raises(dataclasses.FrozenInstanceError):
         MusicMaskerConfig().__setattr__("hidden", 3)  # frozen
+
+
+def test_masks_applied_with_the_mixture_give_the_same_stems():
+    """apply_masks given the mixture's waveform (the last stem as the mixture minus the others)
+    returns what masking every source does, for masks summing to one, at any length."""
+    torch.manual_seed(0)
+    for n in (1000, 4410):
+        mix = torch.randn(2, 2, n)
+        spec = stft(mix, 256, 64)
+        masks = torch.randn(2, 4, *spec.shape[1:]).softmax(dim=1)
+        every = apply_masks(spec, masks, 256, 64, n)
+        torch.testing.assert_close(apply_masks(spec, masks, 256, 64, n, mix=mix), every, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(every, istft(masks * spec.unsqueeze(1), 256, 64, n))  # real masks, complex spec
 
 
 def test_default_model_fits_the_budget():

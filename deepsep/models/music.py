@@ -107,7 +107,7 @@ class SourceMasker(SpectrogramMasker[M]):
             y = wiener(spec, m, cfg.wiener_iterations)
             y = y + m * (spec - y.sum(dim=1)).unsqueeze(1)  # what the regularisation left out, by mask share
             return istft(y, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
-        return apply_masks(spec, m, cfg.n_fft, cfg.hop, mix.shape[-1]), m, spec
+        return apply_masks(spec, m, cfg.n_fft, cfg.hop, mix.shape[-1], mix=mix), m, spec
 
     @torch.no_grad()
     def set_normalisation(self, mix: torch.Tensor) -> None:
