@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..dsp import istft, stft
+from ..dsp import apply_masks, stft
 from ..metrics import si_sdr
 from .base import SeparationModel, SpectrogramMasker, StftConfig
 
@@ -123,7 +123,7 @@ class UNet(SpectrogramMasker[UNetConfig]):
         mag = spec.abs()
         m = self.mask(mag)
         masks = torch.stack([m, 1.0 - m], dim=1)  # (b, 2, c, f, n)
-        stems = istft(masks * spec.unsqueeze(1), cfg.n_fft, cfg.hop, t)
+        stems = apply_masks(spec, masks, cfg.n_fft, cfg.hop, t, mix=mix)
         return stems, m, mag
 
 
