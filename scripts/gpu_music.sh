@@ -3,7 +3,8 @@
 # .gpu/music. Three runs share the GPU, each for MINUTES of training, batch 16, validated on the same
 # 10 MUSDB tracks as here (the split is drawn from the track names):
 #   A  a further stage of the shipped music-4stem (band-split, hop 512), MUSDB only, lr 5e-4
-#   B  the same network from scratch, MUSDB only: its recipe at GPU length
+#   B  the shipped network grown to 4 layer pairs (--init adds two pairs that start as the identity),
+#      MUSDB only, lr 1e-3
 #   C  a larger band-split (96 features, 3 layer pairs) on MUSDB + pjs vocals (+ eif songs if packed),
 #      MUSDB drawn for 70 % of the examples
 # Each run's best.pt comes back without its optimizer state, with the logs; evaluate them here with
@@ -38,7 +39,7 @@ EOF
 COMMON=(--data $M/musdb7 --supervised-only --arch music_bandsplit --device "$DEVICE" --threads 1
         --batch-size 16 --steps 1000000 --max-minutes "$MINUTES" --valid-every 1000 --ckpt-every 1000 --no-progress --overwrite)
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512}' --init music-4stem --lr 5e-4 -o /tmp/runA > /tmp/runA.txt 2>&1 &
-python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512}' -o /tmp/runB > /tmp/runB.txt 2>&1 &
+python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512, "layers": 4}' --init music-4stem --lr 1e-3 -o /tmp/runB > /tmp/runB.txt 2>&1 &
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hidden": 96, "layers": 3, "hop": 512}' --vocals $M/pjs \
     ${EXTRA[@]+"${EXTRA[@]}"} --main-share 0.7 -o /tmp/runC > /tmp/runC.txt 2>&1 &
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
