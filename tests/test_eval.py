@@ -116,6 +116,12 @@ def test_eval_speech_layout_reports(tmp_path, monkeypatch):
         import matplotlib.image
 
         assert matplotlib.image.imread(str(png)).shape[0] > 100
+    # a second evaluation into the same folder is refused before any work, unless --overwrite
+    before = (out / "report.json").read_text()
+    res = CliRunner().invoke(main, ["eval", "-m", "tiny-test", "--limit", "1"])
+    assert res.exit_code == 2 and "already holds a report" in res.output and (out / "report.json").read_text() == before
+    res = CliRunner().invoke(main, ["eval", "-m", "tiny-test", "--limit", "1", "--overwrite"], catch_exceptions=False)
+    assert res.exit_code == 0 and json.loads((out / "report.json").read_text())["dataset"]["items"] == 1
 
 
 def test_eval_music_layout(tmp_path):

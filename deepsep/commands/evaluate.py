@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..console import THREADS_HELP, err, fail, reported, warn
-from ..errors import DeepsepError
+from ..errors import DeepsepError, UsageError
 from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..options import engine_options
@@ -61,6 +61,7 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
               help="Report folder [default: outputs/eval/<model>_<dataset>].")
+@click.option("--overwrite", is_flag=True, help="Replace the report of an earlier evaluation in the report folder.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
 @click.option("--segment", type=float, help="Segment length in seconds, more than 0 (as for separate).")
@@ -72,8 +73,8 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
-def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, baselines, out_dir, device, threads, segment,
-                     overlap, batch_size, shifts, limit, plot_items) -> None:
+def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, baselines, out_dir, overwrite, device, threads,
+                     segment, overlap, batch_size, shifts, limit, plot_items) -> None:
     """Evaluate a model on a test set: SI-SDR(i), SDR, and PESQ/STOI for speech."""
     with reported():
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
@@ -81,9 +82,11 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         items = detect_items(root)[:limit]
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
         model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
+        out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
+        if (out_dir / "report.json").exists() and not overwrite:
+            raise UsageError(f"{out_dir} already holds a report: give --overwrite to replace it, or another -o")
     if items[0].task == "speech" and not pesq_available():
         warn(PESQ_MISSING)
-    out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted: list[str] = []
 
