@@ -15,7 +15,9 @@ from click.testing import CliRunner
 from deepsep.cli import main
 from deepsep.evaluation import evaluate, in_memory, oracle_irm, score, speech_items
 from deepsep.metrics import sdr, si_sdr
+from deepsep.modelfile import save_model
 from deepsep.perceptual import PESQ_MISSING, pesq_available, pesq_score, stoi_score
+from deepsep.registry import build_model
 
 RATE = 8000
 
@@ -122,6 +124,13 @@ def test_eval_speech_layout_reports(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "already holds a report" in res.output and (out / "report.json").read_text() == before
     res = CliRunner().invoke(main, ["eval", "-m", "tiny-test", "--limit", "1", "--overwrite"], catch_exceptions=False)
     assert res.exit_code == 0 and json.loads((out / "report.json").read_text())["dataset"]["items"] == 1
+    # checkpoints of the same file name in two run folders get a report folder each
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        save_model(build_model("tiny", {"sample_rate": 8000}), tmp_path / run / "best.safetensors")
+        res = CliRunner().invoke(main, ["eval", "--checkpoint", str(tmp_path / run / "best.safetensors"), "--limit", "1"])
+        assert res.exit_code == 0, res.output
+        assert (tmp_path / "outputs" / "eval" / f"{run}-best_test" / "report.json").is_file()
 
 
 def test_eval_music_layout(tmp_path):

@@ -50,6 +50,13 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
     return model, {"name": res.name, "origin": res.origin, "sha256": sha, "path": str(res.path or "")}
 
 
+def _report_name(model_info: dict[str, str]) -> str:
+    """The model's part of the default report folder: its name, and for a checkpoint file also its
+    folder's (runs/a/best.pt and runs/b/best.pt must not share a report)."""
+    stem = Path(model_info["name"]).stem
+    return f"{Path(model_info['path']).parent.name}-{stem}" if model_info["origin"] == "checkpoint" else stem
+
+
 @click.command("eval")
 @click.option("--dataset", default="test", show_default=True, help="A test set folder, or a name under --sets.")
 @click.option("--sets", "sets_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -60,7 +67,8 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
 @click.option("--checkpoint", type=click.Path(), help="A training checkpoint (.pt) or model file to evaluate instead.")
 @click.option("--baselines", is_flag=True, help="Also score the unprocessed mixture and an oracle ideal ratio mask.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
-              help="Report folder [default: outputs/eval/<model>_<dataset>].")
+              help="Report folder [default: outputs/eval/<model>_<dataset>; a checkpoint's model part is "
+                   "<its folder>-<its name>].")
 @click.option("--overwrite", is_flag=True, help="Replace the report of an earlier evaluation in the report folder.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--threads", type=int, metavar="N", help=THREADS_HELP)
@@ -82,7 +90,7 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         items = detect_items(root)[:limit]
         rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
         model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
-        out_dir = out_dir or Path("outputs") / "eval" / f"{Path(model_info['name']).stem}_{root.name}"
+        out_dir = out_dir or Path("outputs") / "eval" / f"{_report_name(model_info)}_{root.name}"
         if (out_dir / "report.json").exists() and not overwrite:
             raise UsageError(f"{out_dir} already holds a report: give --overwrite to replace it, or another -o")
     if items[0].task == "speech" and not pesq_available():
