@@ -418,8 +418,11 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path):
     (tmp_path / "bad.json").write_text('{"command": "not a list"}')
     res = runner.invoke(cmd.music, [*stage2, "--earlier-stages", str(tmp_path / "bad.json")])
     assert res.exit_code == 2 and "JSON list" in res.output and not (tmp_path / "bands2").exists(), res.output
-    res = runner.invoke(cmd.music, [*stage2, "--earlier-stages", str(tmp_path / "stages.json")])
+    res = runner.invoke(cmd.music, [*stage2, "--earlier-stages", str(tmp_path / "stages.json"), "--ema", "0.5"])
     assert res.exit_code == 0, res.output
+    assert "(raw weights: avg" in res.output  # with a moving average, the raw weights' score is shown beside it
+    valid = [json.loads(r) for r in (tmp_path / "bands2" / "log.jsonl").read_text().splitlines() if '"valid"' in r]
+    assert valid and all("avg" in v["raw"]["sdr"] for v in valid)
     stages = json.loads((tmp_path / "bands2" / "weights_manifest.json").read_text())["models"][0]["stages"]
     assert [st["command"] for st in stages][0] == "stage one" and len(stages) == 2 and stages[1]["steps"] == 1
 

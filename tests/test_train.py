@@ -107,6 +107,8 @@ def test_ema_is_validated_saved_as_best_and_resumed(dirs, tmp_path):
     avg = {k[len("module."):]: v for k, v in la["ema"].items() if k.startswith("module.")}
     assert all(torch.equal(best[k], avg[k]) for k in best)
     assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].is_floating_point())
+    valid = [json.loads(r) for r in (tmp_path / "a" / "run" / "log.jsonl").read_text().splitlines() if '"valid"' in r]
+    assert valid[-1]["raw"]["si_sdr"] != valid[-1]["si_sdr"]  # the raw weights are scored too, for the log
     c = _opts(dirs, tmp_path / "c", steps=3, ckpt_every=3, valid_every=100)  # started without an average
     train(c, progress=False)
     c.steps, c.ema = 5, 0.5

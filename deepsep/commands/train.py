@@ -142,8 +142,9 @@ def _run(recipe: str, kw: dict) -> None:
     def echo(rec: dict) -> None:
         echo_start(rec)
         if rec.get("event") == "valid":
+            raw = f" (raw weights: SI-SDRi {rec['raw']['si_sdri']:.2f})" if "raw" in rec else ""
             click.echo(f"step {rec['step']}: val SI-SDR {rec['si_sdr']:.2f} dB, SI-SDRi {rec['si_sdri']:.2f} dB"
-                       f"{' (best)' if rec['best'] else ''}", err=True)
+                       f"{' (best)' if rec['best'] else ''}{raw}", err=True)
 
     summary = run_training(opts, progress=progress, resume=resume, on_log=echo)
     if not is_main():  # the other ranks of a torchrun run: rank 0 reports and exports

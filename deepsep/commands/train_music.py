@@ -73,6 +73,9 @@ def _fmt(d: dict) -> str:
 @click.option("--synth-weight", type=float, default=0.25, show_default=True)
 @click.option("--identity-weight", type=float, default=0.25, show_default=True)
 @click.option("--wave-weight", type=float, default=1.0, show_default=True)
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Decay of a moving average of the weights, validated and exported instead (0: off; e.g. 0.995 "
+                   "averages over ~200 steps); the raw weights' validation is logged beside it.")
 @click.option("--arch", type=click.Choice(["music_masker", "music_bandsplit"]), default="music_masker", show_default=True,
               help="The network: the BLSTM masker of music-4stem, or a band-split recurrent masker (see the README).")
 @click.option("--config", "config_json", default="{}", help="JSON overrides of the model config.")
@@ -95,7 +98,7 @@ def _fmt(d: dict) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
           supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
-          identity_weight, wave_weight, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
+          identity_weight, wave_weight, ema, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
           overwrite, export_name, export_to, earlier_stages, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     with reported():  # options that cannot go together, or no data root: exit 2 before any work
@@ -105,7 +108,7 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
             other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
             main_share=main_share, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
-            adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight,
+            adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight, ema=ema,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
         )
         if not evaluate_only:
@@ -152,7 +155,8 @@ def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progres
     def echo(rec: dict) -> None:
         echo_start(rec)
         if rec.get("event") == "valid":
-            click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}", err=True)
+            raw = f" (raw weights: avg {rec['raw']['sdr']['avg']:.2f})" if "raw" in rec else ""
+            click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}{raw}", err=True)
 
     summary = train_music(opts, progress=progress, resume=resume, on_log=echo, data=dataset)
     if is_main():

@@ -56,6 +56,7 @@ class RunOptions:
     valid_every: int
     max_minutes: float = 0.0              # 0: no time limit
     log_every: int = 10
+    ema: float = 0.0                      # decay of a moving average of the weights (0: off), see Run
 
     @property
     def out_dir(self) -> Path:
@@ -197,7 +198,8 @@ class Run:
 
     ``ema``, when given, is an exponential moving average of the weights (Polyak averaging),
     updated after every optimizer step: it, not the raw model, is validated and saved as best.pt
-    (so exported); last.pt keeps the raw model and the average (``"ema"``) for a resume.
+    (so exported), and the raw model's validation is logged beside it (``"raw"``); last.pt keeps
+    the raw model and the average (``"ema"``) for a resume.
     """
 
     opts: RunOptions
@@ -273,6 +275,8 @@ class StepLoop:
         score, text = 0.0, ""
         if self.main:
             res, score, text = self.run.task.validate(self.validated)
+            if self.validated is not self.run.model:  # the average's gain over the raw weights, for the log
+                res = {**res, "raw": self.run.task.validate(self.run.model).results}
         score = distributed.broadcast([score])[0]
         self.last_val = res
         improved = score > self.best
@@ -345,14 +349,14 @@ class StepLoop:
 
 def train_task(opts: RunOptions, model: SeparationModel, task: Task, device: torch.device, paths: RunPaths,
                resume: bool = False, progress: bool = True, on_log: Callable[[dict[str, Any]], None] | None = None,
-               ema: float = 0.0, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+               facts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``task`` (from :func:`start_run`) with Adam, from step 0 or, with
-    ``resume``, from last.pt; ``ema``: the decay of a moving average of the weights (0: none);
+    ``resume``, from last.pt, with a moving average of the weights when ``opts.ema`` > 0;
     ``facts``: more to log at the start. Returns the end summary. Under torchrun every rank
     resumes from the same last.pt and starts from rank 0's weights; at the end they leave the
     process group together."""
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    average = make_ema(model, ema)
+    average = make_ema(model, opts.ema)
     step, best, prior = 0, -math.inf, 0.0
     if resume:
         ck = resume_from(paths.last, model, opt, task.data)

@@ -48,7 +48,6 @@ class VoiceTrainOptions(RunOptions):
     valid_every: int = 500
     si_weight: float = 0.0                # U-Net: weight of a waveform -SI-SDR term added to L1
     noise_weight: float = 0.0             # Conv-TasNet: weight of the noise SI-SNR next to the voice's
-    ema: float = 0.0                      # decay of a moving average of the weights (0: off), see core.Run
     p_reverb: float = 0.0                 # augmentation (voicedata.Augmentation): reverberated speech
     p_eq: float = 0.0                     # random EQ of the voice and, independently, of the noise
     p_band_limit: float = 0.0             # voice and noise limited to the band of an 8 kHz recording
@@ -174,4 +173,4 @@ def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
     with distributed.main_first(opts.device):  # rank 0 builds the validation mixtures
         valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
     task = VoiceTask(opts, model, data, valid, device)
-    return train_task(opts, model, task, device, paths, resume, progress, on_log, ema=opts.ema, facts=facts)
+    return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
