@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from .paths import cache_root
+
 RIR_VERSION = 1
 
 
 def _cache_dir() -> Path:
-    env = os.environ.get("DEEPSEP_CACHE")
-    return (Path(env) if env else Path.home() / ".cache" / "deepsep") / "rirs"
+    return cache_root() / "rirs"
 
 
 def _draw_room(rng: np.random.Generator, rt60_range: tuple[float, float]) -> tuple[np.ndarray, ...]:

@@ -41,10 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS, resample
+from .paths import cache_root
 
 SAMPLE_RATE = 44100
 #: where MUSDB18's training excerpts lie inside the shared data folder (``../shared/data``)
 SHARED_MUSDB7 = Path("music", "musdb7", "train")
+#: bytes read from each end of a source file for its cache key
+_KEY_BYTES = 256 * 1024
 #: stream order of a .stem.mp4 file
 STEM_MP4_ORDER = ("mixture", "drums", "bass", "other", "vocals")
 #: source order of deepsep's music model
@@ -82,12 +85,18 @@ class TrackRef:
         return self.stem_mp4 if self.stem_mp4 is not None else dict(self.files)[self.sources[0]].parent
 
     def key(self) -> str:
-        """A cache key that changes when the source files change (path, size, mtime)."""
-        paths = [self.stem_mp4] if self.stem_mp4 else [p for _, p in self.files]
+        """A cache key that changes when the source files' contents change (each stem's name, size and
+        first and last 256 KiB), and not when they are copied or moved elsewhere, mtimes and all."""
+        files = [("stem.mp4", self.stem_mp4)] if self.stem_mp4 else list(self.files)
         h = hashlib.sha1()
-        for p in paths:
-            st = Path(p).stat()
-            h.update(f"{Path(p).resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())
+        for stem, p in files:
+            with open(p, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                h.update(f"{stem}|{size}|".encode())
+                h.update(f.read(_KEY_BYTES))
+                if size > 2 * _KEY_BYTES:
+                    f.seek(size - _KEY_BYTES)
+                h.update(f.read(_KEY_BYTES))
         return h.hexdigest()[:16]
 
 
@@ -208,8 +217,8 @@ def decode_track(track: TrackRef, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("DEEPSEP_CACHE")
-    return Path(env) / "musdb" if env else Path.home() / ".cache" / "deepsep" / "musdb"
+    """The decoded-track cache: ``musdb`` under the cache root (see :mod:`deepsep.datacache`)."""
+    return cache_root() / "musdb"
 
 
 def _cached(name: str, key: str, sample_rate: int, cache_dir: str | Path | None, decode) -> np.ndarray:
@@ -217,7 +226,9 @@ def _cached(name: str, key: str, sample_rate: int, cache_dir: str | Path | None,
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"{name.replace('/', '__')}.{key}.{sample_rate}.npy"
     if path.is_file():
-        return np.load(path, mmap_mode=None)
+        data = np.load(path, mmap_mode=None)
+        os.utime(path)  # its last use, for a size cap (least recently used go first)
+        return data
     data16 = np.clip(decode(), -65000, 65000).astype(np.float16)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}.npy")  # runs side by side may decode the same track

@@ -92,7 +92,7 @@ def drums(ctx, midi_dir, data_root, out_dir, soundfont, kits, hydrogen_dir, samp
     from ..drumkit import find_kits
     from ..drums import hydrogen_renderer, render_folder, soundfont_renderer
     from ..errors import UsageError
-    from ..musdb import default_cache_dir
+    from ..paths import cache_root
 
     with reported():  # usage mistakes: exit 2 before any work
         midi_dir = default_under_root({"midi": midi_dir}, {"midi": "music/groove"}, data_root)["midi"]
@@ -107,7 +107,7 @@ def drums(ctx, midi_dir, data_root, out_dir, soundfont, kits, hydrogen_dir, samp
         else:
             render = soundfont_renderer(soundfont, kits, sample_rate)
     name = "hydrogen" if hydrogen_dir else Path(soundfont).stem
-    out = Path(out_dir) if out_dir else default_cache_dir().parent / "drums" / name
+    out = Path(out_dir) if out_dir else cache_root() / "drums" / name
 
     def progress(done: int, total: int) -> None:
         if done % 50 == 0 or done == total:
@@ -132,7 +132,7 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
 
     from ..console import reported
     from ..debian import PACKAGES, build, find_package
-    from ..musdb import default_cache_dir
+    from ..paths import cache_root
 
     with reported():
         packages = [find_package(n) for n in names] if names else list(PACKAGES)
@@ -140,7 +140,7 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
         for p in packages:
             click.echo(f"{p.name:24} {p.kind:9} {p.licence}")
         return
-    out = Path(out_dir) if out_dir else default_cache_dir().parent / "debian"
+    out = Path(out_dir) if out_dir else cache_root() / "debian"
 
     def progress(package, record) -> None:
         minutes = sum(k.get("seconds", 0) for k in record["kept"]) / 60
@@ -154,6 +154,51 @@ def debian(out_dir, names, list_only, keep_debs, soundfont) -> None:
     hours = sum(k.get("seconds", 0) for r in records for k in r["kept"]) / 3600
     click.echo(f"{kept} files ({hours:.1f} h){f' and {kits} drum kits' if kits else ''} from {len(records)} packages in {out} "
                "(mixtures/, other/, drums/, rendered/, drumkits/, licences/, sources/)")
+
+
+def _gigabytes(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+@data.command("cache")
+@click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
+              help="The decoded-track cache that --prune and --max-gb tidy [default: ~/.cache/deepsep/musdb].")
+@click.option("--prune", is_flag=True,
+              help="Remove the decoded tracks that no run will read again: earlier decodes of a track whose files "
+                   "changed since, and decodes left unfinished by a killed run.")
+@click.option("--max-gb", type=click.FloatRange(min=0), default=None,
+              help="Prune, then remove the least recently used decoded tracks until the cache takes at most this "
+                   "many GB (a run decodes what it misses again).")
+@click.option("--dry-run", is_flag=True, help="Only say what --prune / --max-gb would remove.")
+def cache(cache_dir, prune, max_gb, dry_run) -> None:
+    """What deepsep keeps under its cache folder ($DEEPSEP_CACHE or ~/.cache/deepsep), and tidy the decoded tracks."""
+    from pathlib import Path
+
+    from ..datacache import least_recently_used, stale_decodes, usage
+    from ..musdb import default_cache_dir
+    from ..paths import cache_root
+
+    if dry_run and not (prune or max_gb is not None):
+        raise click.UsageError("--dry-run goes with --prune or --max-gb")
+    root = cache_root()
+    rows = usage(root)
+    click.echo(f"{root}: {_gigabytes(sum(r.bytes for r in rows))}" if rows else f"{root}: empty")
+    for r in rows:
+        click.echo(f"  {r.name:10} {r.files:6} files  {_gigabytes(r.bytes):>9}")
+    decoded = Path(cache_dir) if cache_dir else default_cache_dir()
+    stale = stale_decodes(decoded)
+    if not (prune or max_gb is not None):
+        if stale:
+            size = sum(f.stat().st_size for f in stale)
+            click.echo(f"{decoded}: {len(stale)} stale decoded tracks ({_gigabytes(size)}); --prune removes them")
+        return
+    gone = stale + (least_recently_used(decoded, int(max_gb * 1e9), skip=set(stale)) if max_gb is not None else [])
+    size = sum(f.stat().st_size for f in gone)
+    if not dry_run:
+        for f in gone:
+            f.unlink()
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{decoded}: {verb} {len(gone)} decoded tracks ({_gigabytes(size)})")
 
 
 @data.command("listen")
