@@ -102,6 +102,7 @@ def test_eval_speech_layout_reports(tmp_path, monkeypatch):
     assert report["model"]["name"] == "tiny-test" and report["dataset"]["items"] == 4
     assert report["excluded"] == 3  # the silent noise of one item, for each of the three methods
     assert {"deepsep_version", "command", "summary", "items", "engine"} <= set(report)
+    assert report["engine"]["segment"] == 2.0  # the model's default segment, the one used, not "none given"
     mixture_rows = [r for r in report["items"] if r["method"] == "mixture" and r["source"] == "voice"]
     assert all(abs(r["si_sdri"]) < 1e-9 for r in mixture_rows)  # the mixture improves on itself by 0 dB
     voice_all = {s["method"]: s for s in report["summary"] if s["source"] == "voice" and s["group"] == "all"}

@@ -121,8 +121,8 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         "command": "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "model": {**model_info, "arch_sources": list(model.sources), "sample_rate": model.sample_rate},
         "dataset": {"name": root.name, "path": str(root), "task": items[0].task, "items": len(items)},
-        "engine": {"segment": segment, "overlap": overlap, "batch_size": batch_size, "device": engine.device,
-                   "shifts": shifts},
+        "engine": {"segment": model.default_segment if segment is None else segment, "overlap": overlap,
+                   "batch_size": batch_size, "device": engine.device, "shifts": shifts},
         "excluded": result.excluded,
     }
     paths = write_reports(result.rows, summary, meta, out_dir)
