@@ -1,9 +1,11 @@
 """Housekeeping of what deepsep caches for itself (under :func:`deepsep.paths.cache_root`).
 
 The decoded-track cache (``musdb``; :func:`deepsep.musdb.default_cache_dir`) keeps one float16
-array per track, source version (a key of its files' paths, sizes and mtimes) and sample rate, as
-``<name>.<key>.<rate>.npy``, and marks each file's last use in its mtime. When a track's source
-files change, a new decode is written and the old one is never read again: it is *stale*. Nothing
+array per track, source version (a key of its files' contents: :meth:`deepsep.musdb.TrackRef.key`)
+and sample rate, as ``<name>.<key>.<rate>.npy``, and marks each file's last use in its mtime. When a
+track's source files change, a new decode is written and the old one is never read again: it is
+*stale* (two different tracks of one name count as versions of one: the one not used last is
+decoded again when a run next needs it, a cost, never a wrong result). Nothing
 else in the cache root is ever superseded (simulated rooms, drum renders, Debian packages are
 built by an explicit command and kept until their folder is removed).
 """
@@ -62,8 +64,8 @@ def stale_decodes(folder: Path, now: float | None = None, partial_age: float = 3
 def least_recently_used(folder: Path, max_bytes: int, skip: Collection[Path] = ()) -> list[Path]:
     """The decoded-track files of ``folder`` (other than ``skip``) to remove, least recently used
     first, so that what stays (``skip`` left out) takes at most ``max_bytes``."""
-    found = folder.iterdir() if folder.is_dir() else iter(())
-    files = sorted((f.stat().st_mtime, f) for f in found if DECODED.match(f.name) and f not in set(skip))
+    found, skipped = (folder.iterdir() if folder.is_dir() else iter(())), set(skip)
+    files = sorted((f.stat().st_mtime, f) for f in found if DECODED.match(f.name) and f not in skipped)
     total = sum(f.stat().st_size for _, f in files)
     out = []
     for _, f in files:
