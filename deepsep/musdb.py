@@ -29,6 +29,7 @@ numpy arrays of stems (sources, channels, time); the mixture is always the sum o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -227,7 +228,8 @@ def _cached(name: str, key: str, sample_rate: int, cache_dir: str | Path | None,
     path = cache / f"{name.replace('/', '__')}.{key}.{sample_rate}.npy"
     if path.is_file():
         data = np.load(path, mmap_mode=None)
-        os.utime(path)  # its last use, for a size cap (least recently used go first)
+        with contextlib.suppress(OSError):  # a read-only cache is read all the same
+            os.utime(path)  # its last use, for a size cap (least recently used go first)
         return data
     data16 = np.clip(decode(), -65000, 65000).astype(np.float16)
     cache.mkdir(parents=True, exist_ok=True)

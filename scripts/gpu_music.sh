@@ -8,7 +8,8 @@
 #   C  a larger band-split (96 features, 3 layer pairs) on MUSDB + pjs vocals (+ eif songs if packed),
 #      MUSDB drawn for 70 % of the examples
 # All three validate and export a moving average of their weights (--ema 0.998: on the CPU, 0.995
-# gained 0.05-0.15 dB over the raw weights early in a stage). Each run's best.pt comes back without its optimizer state, with the logs; evaluate them here with
+# gained 0.05-0.15 dB over the raw weights early in a stage). Each run's best.pt comes back without
+# its optimizer state, with the logs; evaluate them here with
 # `deepsep eval --dataset music-test --checkpoint runA.pt` and on the held-out eif song.
 #   OUT=/some/dir MINUTES=9 bash scripts/gpu_music.sh
 # (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_music.sh)

@@ -76,3 +76,16 @@ def test_data_cache_reports_and_prunes(tmp_path, monkeypatch):
     assert [p.name for p in decoded.iterdir()] == ["T.0000000000000002.44100.npy"]
     res = runner.invoke(main, ["data", "cache", "--max-gb", "0"])
     assert res.exit_code == 0 and not list(decoded.iterdir()), res.output
+
+
+def test_a_read_only_cache_is_still_read(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    track = _track(tmp_path / "a" / "Song")
+    first = musdb.cached_track(track, cache)
+
+    def refuse(*a, **k):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(musdb.os, "utime", refuse)  # marking its last use fails where the cache is read-only
+    monkeypatch.setattr(musdb, "decode_track", lambda *a, **k: pytest.fail("decoded again"))
+    np.testing.assert_array_equal(musdb.cached_track(track, cache), first)
