@@ -6,7 +6,9 @@ image lacks:
 
 - ``--task voice`` (16 kHz voice; ``scripts/gpu_stage.sh`` runs it): the wide-band training speech
   and noise, every file kept (all speakers, all noise kinds) but cut to at most the same duration
-  (Ogg Opus stream copy with ffmpeg, no re-encoding), and a few validation files;
+  (Ogg Opus stream copy with ffmpeg, no re-encoding), a few validation files and, with
+  ``--narrow-mb``, the 8 kHz corpora (``speech/train``, ``noise/train``) cut the same way for the
+  band-limited examples (``--narrow-speech``/``--narrow-noise``; ``NARROW=1 scripts/gpu_stage.sh``);
 - ``--task music`` (``scripts/gpu_music.sh`` runs it): the MUSDB18 excerpts (``music/musdb7/train``,
   31 MB, whole: the validation split is drawn from their names as here), the pjs a cappella
   vocals (12 MB) and, with ``--eif-mb``, whole eif songs up to that size but ``Sodium``, the
@@ -17,6 +19,7 @@ without them: ``git rm -q --cached deepsep/pretrained/voice*unet.safetensors`` a
 ``.git/info/exclude`` for the call, then ``git reset -q`` and remove those lines.
 
     python scripts/gpu_pack.py --speech-mb 27 --noise-mb 11
+    python scripts/gpu_pack.py --speech-mb 20 --noise-mb 8 --narrow-mb 5  # the same 38 MB
     python scripts/gpu_pack.py --task music --eif-mb 0
 """
 
@@ -32,6 +35,7 @@ from pathlib import Path
 import soundfile as sf
 
 WIDE = Path("..") / "shared" / "data" / "wideband"
+NARROW = Path("..") / "shared" / "data"  # the 8 kHz corpora: speech/, noise/
 MUSIC = Path("..") / "shared" / "data" / "music"
 HELD_OUT = "Sodium"  # the eif song no music run trains on
 #: the packages training imports that the GPU machine's image lacks (soundfile needs cffi)
@@ -65,8 +69,13 @@ def trimmed_copy(src: Path, dst: Path, budget: float) -> float:
     return lo
 
 
-def pack_voice(out: Path, speech_bytes: float, noise_bytes: float, valid_files: int) -> None:
-    """Wide-band speech and noise cut to fit, and ``valid_files`` validation files of each."""
+def pack_voice(out: Path, speech_bytes: float, noise_bytes: float, valid_files: int,
+               narrow_bytes: float = 0.0) -> None:
+    """Wide-band speech and noise cut to fit, ``valid_files`` validation files of each, and the 8 kHz
+    speech and noise training files cut to ``narrow_bytes`` each (``narrow_speech/``, ``narrow_noise/``)."""
+    for kind in ("speech", "noise") if narrow_bytes > 0 else ():
+        cap = trimmed_copy(NARROW / kind / "train", out / f"narrow_{kind}", narrow_bytes)
+        print(f"narrow {kind}: files cut to at most {cap:.1f} s", file=sys.stderr)
     for kind, budget in (("speech", speech_bytes), ("noise", noise_bytes)):
         cap = trimmed_copy(WIDE / kind / "train", out / kind, budget)
         print(f"{kind}: files cut to at most {cap:.1f} s", file=sys.stderr)
@@ -96,6 +105,8 @@ def main() -> None:
     ap.add_argument("--eif-mb", type=float, default=0.0, help="music: whole eif songs up to this size")
     ap.add_argument("--speech-mb", type=float, default=27.0)
     ap.add_argument("--noise-mb", type=float, default=11.0)
+    ap.add_argument("--narrow-mb", type=float, default=0.0,
+                    help="voice: the 8 kHz speech and noise training files, this many MB of each (0: none)")
     ap.add_argument("--valid-files", type=int, default=30, help="validation speech and noise files each")
     ap.add_argument("--python-version", default="3.12", help="the GPU machine's Python")
     args = ap.parse_args()
@@ -105,7 +116,7 @@ def main() -> None:
     if args.task == "music":
         pack_music(out / "music", args.eif_mb * 1e6)
     else:
-        pack_voice(out, args.speech_mb * 1e6, args.noise_mb * 1e6, args.valid_files)
+        pack_voice(out, args.speech_mb * 1e6, args.noise_mb * 1e6, args.valid_files, args.narrow_mb * 1e6)
     plat = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
                         "manylinux2014_x86_64") for a in ("--platform", p)]
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",

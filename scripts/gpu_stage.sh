@@ -6,6 +6,8 @@
 # optimizer state (float16 for the U-Nets), in pieces under 16 MB, with the logs.
 #   OUT=/some/dir MINUTES=5.5 bash scripts/gpu_stage.sh
 # (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_stage.sh)
+# NARROW=1 (with `gpu_pack.py --narrow-mb N`): A and C also take the 8 kHz corpora into their
+# band-limited examples (--narrow-speech/--narrow-noise; session 14's CPU measurement, README).
 set -euo pipefail
 MINUTES=${MINUTES:-5.5} DEVICE=${DEVICE:-cuda}
 export OUT=${OUT:?set OUT to where the results go}
@@ -22,7 +24,7 @@ from deepsep.augment import room_impulse_responses
 
 t = time.time()
 jobs = [(f, Path("/tmp/wav") / d / (f.stem + ".wav"))
-        for d in ("speech", "noise", "valid_speech", "valid_noise") for f in sorted(Path(".gpu", d).glob("*.opus"))]
+        for d in ("speech", "noise", "valid_speech", "valid_noise", "narrow_speech", "narrow_noise") for f in sorted(Path(".gpu", d).glob("*.opus"))]
 def decode(job):
     src, dst = job
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -41,10 +43,11 @@ python3 -c "from deepsep.train.validation import build_validation_set as b; b('$
 COMMON=(--device "$DEVICE" --threads 1 --steps 1000000 --max-minutes "$MINUTES" --no-progress
         --speech $W/speech --noise $W/noise --valid-speech $W/valid_speech --valid-noise $W/valid_noise
         --valid-dir /tmp/valid16)
+N=(); [ -z "${NARROW:-}" ] || N=(--narrow-speech $W/narrow_speech --narrow-noise $W/narrow_noise)
 UNET=(--init voice16-unet --batch-size 16 --lr 5e-4 --workers 5 --valid-every 500 --ckpt-every 500)
-python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" -o /tmp/runA > /tmp/runA.txt 2>&1 &
+python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" -o /tmp/runA > /tmp/runA.txt 2>&1 &
 python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" --mag-power 0.3 --stft-weight 1.0 -o /tmp/runB > /tmp/runB.txt 2>&1 &
-python3 -m deepsep train convtasnet16 "${COMMON[@]}" --batch-size 16 --workers 3 --valid-every 1000 --ckpt-every 1000 -o /tmp/runC > /tmp/runC.txt 2>&1 &
+python3 -m deepsep train convtasnet16 "${COMMON[@]}" "${N[@]}" --batch-size 16 --workers 3 --valid-every 1000 --ckpt-every 1000 -o /tmp/runC > /tmp/runC.txt 2>&1 &
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
 wait
 python3 - <<'EOF'
