@@ -24,7 +24,8 @@ from deepsep.augment import room_impulse_responses
 
 t = time.time()
 jobs = [(f, Path("/tmp/wav") / d / (f.stem + ".wav"))
-        for d in ("speech", "noise", "valid_speech", "valid_noise", "narrow_speech", "narrow_noise") for f in sorted(Path(".gpu", d).glob("*.opus"))]
+        for d in ("speech", "noise", "valid_speech", "valid_noise", "narrow_speech", "narrow_noise")
+        for f in sorted(Path(".gpu", d).glob("*.opus"))]
 def decode(job):
     src, dst = job
     dst.parent.mkdir(parents=True, exist_ok=True)
