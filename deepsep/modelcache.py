@@ -1,5 +1,6 @@
 """The models of a run, each loaded once: a name, or a rate-dependent alias (``-m voice``) that picks
-a model for each file (or signal) by its sample rate."""
+a model for each file (or signal) by the rate its content fills: its sample rate, or a lower one
+when the band above that one's Nyquist is empty (telephone-band speech stored at 48 kHz: 8 kHz)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
-from .inputs import input_rate
+import torch
+
+from .dsp import content_rate
+from .inputs import input_content_rate, input_rate
 from .models.base import SeparationModel
 from .weights import Manifest, alias_for_rate, load_resolved, resolve
 
 
 class ModelCache:
     """The models of one run, each loaded once and reused across files. ``name`` may be a
-    rate-dependent alias (``-m voice``), which picks a model for each file (or signal) by its
-    sample rate."""
+    rate-dependent alias (``-m voice``), which picks a model for each file (or signal) by the rate
+    its content fills (see the module's docstring)."""
 
     def __init__(self, name: str, device: str, manifest: Manifest, trust_local: bool = False):
         self.name, self.device, self.manifest = name, device, manifest
@@ -27,11 +31,15 @@ class ModelCache:
         self._picked: dict[Path, str] = {}  # input file -> concrete model name
 
     def name_for(self, path: Path | None = None) -> str:
-        """The concrete model name for a file (reads its header only when the alias needs its rate)."""
+        """The concrete model name for a file: reads its header when the alias needs its rate, and its
+        first minute when the alias has a model for a lower rate (the content may fill that one's band)."""
         if path is None or self.name not in self.manifest.rate_aliases:
             return alias_for_rate(self.name, None, self.manifest)
         if path not in self._picked:
-            self._picked[path] = alias_for_rate(self.name, input_rate(path), self.manifest)
+            rate = input_rate(path)
+            if self.manifest.splits_below(self.name, rate):
+                rate = input_content_rate(path)
+            self._picked[path] = alias_for_rate(self.name, rate, self.manifest)
         return self._picked[path]
 
     def model(self, name: str) -> SeparationModel:
@@ -53,6 +61,13 @@ class ModelCache:
         """(concrete name, model) for a signal at ``rate`` Hz (None: the alias's model without a rate limit)."""
         name = alias_for_rate(self.name, rate, self.manifest)
         return name, self.model(name)
+
+    def for_signal(self, audio: torch.Tensor, rate: int, seconds: float = 60.0) -> tuple[str, SeparationModel]:
+        """(concrete name, model) for a signal (..., time) at ``rate`` Hz, picked as for a file (its
+        first ``seconds`` judge the band its content fills)."""
+        if self.manifest.splits_below(self.name, rate):
+            rate = content_rate(audio[..., : int(seconds * rate)], rate)
+        return self.for_rate(rate)
 
     def preload(self, paths: Iterable[Path]) -> dict[str, SeparationModel]:
         """Load every model that ``paths`` need, so that a model error comes before any file is

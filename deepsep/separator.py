@@ -63,8 +63,12 @@ class Separator:
     def separate_tensor(self, audio: np.ndarray | torch.Tensor,
                         sample_rate: int) -> dict[str, np.ndarray | torch.Tensor]:
         """{stem: signal} for ``audio``, (time,) or (channels, time), numpy or torch, at
-        ``sample_rate`` Hz: each stem shaped and typed like ``audio`` (as :func:`deepsep.separate`)."""
-        _, model = self.model_for(sample_rate)
+        ``sample_rate`` Hz: each stem shaped and typed like ``audio`` (as :func:`deepsep.separate`).
+        A rate-dependent alias picks its model as for a file: by the rate the content fills."""
+        if self._models is None:
+            _, model = self.model_for(sample_rate)
+        else:
+            _, model = self._models.for_signal(torch.as_tensor(audio), sample_rate)
         names, matrix = stem_matrix(model.sources, self.output)
         return separate_signal(model, audio, sample_rate, names, matrix, self.engine)
 

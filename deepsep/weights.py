@@ -8,7 +8,8 @@ A model name resolves, in this order, to
 An alias is a model name, or a list of rules that picks a model by the input's sample rate,
 e.g. ``[{"max_rate": 8000, "model": "voice-convtasnet"}, {"model": "voice16-unet"}]``: the first
 rule whose ``max_rate`` is absent or at least the rate wins (see :meth:`Manifest.alias_for_rate`).
-Every manifest file is checked against its sha256 before it is loaded.
+For an input, the rate is the one its content fills (:func:`deepsep.dsp.content_rate`): telephone-band
+speech stored at 48 kHz counts as 8 kHz. Every manifest file is checked against its sha256 before it is loaded.
 """
 
 from __future__ import annotations
@@ -127,6 +128,11 @@ class Manifest:
         if rules is not None:
             return next(r.model for r in rules if r.matches(rate))
         return self.aliases.get(name, name)
+
+    def splits_below(self, name: str, rate: int) -> bool:
+        """Whether ``name`` is a rate-dependent alias with a rule for rates below ``rate``: then an
+        input at ``rate`` whose content fills a lower rate's band only may get another model."""
+        return any(r.max_rate is not None and r.max_rate < rate for r in self.rate_aliases.get(name, ()))
 
     def targets(self, name: str) -> tuple[str, ...]:
         """Every model name that ``name`` can stand for (one, unless it is a rate-dependent alias)."""

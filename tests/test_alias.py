@@ -95,6 +95,36 @@ def test_separate_picks_model_per_file_and_loads_each_once(rate_manifest, tmp_pa
         assert sf.info(str(tmp_path / "out" / f.stem / "voice.wav")).samplerate == sf.info(str(f)).samplerate
 
 
+def test_alias_picks_by_the_band_the_content_fills(rate_manifest, tmp_path, write_audio, monkeypatch):
+    """Telephone-band audio stored at 44.1 kHz gets the 8 kHz model, from a file, an array and in eval;
+    wide-band audio at the same rate the 16 kHz one."""
+    import soxr
+
+    from deepsep.separator import Separator
+    from deepsep.voicedata import write_item
+
+    rng = np.random.default_rng(0)
+    narrow = soxr.resample(0.1 * rng.standard_normal(8000), 8000, 44100).astype(np.float32)
+    sf.write(tmp_path / "call.wav", narrow, 44100)
+    wide = write_audio("wide.wav", 1.0, 44100)
+    monkeypatch.setattr(deepsep.cli, "out", Console(width=300))
+    res = run("separate", str(tmp_path / "call.wav"), str(wide), "-m", "voice", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    assert any("call.wav" in line and " voice-8k " in line for line in res.output.splitlines()), res.output
+    assert any("wide.wav" in line and " voice-16k " in line for line in res.output.splitlines()), res.output
+    assert sf.info(str(tmp_path / "out" / "call" / "voice.wav")).samplerate == 44100
+    separator = Separator("voice")
+    assert separator.separate_tensor(narrow, 44100)["voice"].shape == narrow.shape
+    assert set(separator._models.loaded) == {"voice-8k"}  # the array's band picked the model
+    assert Separator("v8")._models.name_for(tmp_path / "call.wav") == "voice-8k"  # a plain alias reads no audio
+    voice, noise = (0.1 * rng.standard_normal((2, 8000))).astype(np.float32)
+    up = [soxr.resample(s, 8000, 16000).astype(np.float32) for s in (voice, noise)]
+    write_item(tmp_path / "set", 0, up[0], up[1], 0, 16000)
+    res = run("eval", "--dataset", str(tmp_path / "set"), "-m", "voice", "-o", str(tmp_path / "r"), "--plot-items", "0")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["model"]["name"] == "voice-8k"
+
+
 def test_models_lists_rules(rate_manifest):
     res = run("models")
     assert res.exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -169,3 +170,28 @@ def test_stems_add_up_to_the_input_at_any_rate_and_length(tmp_path_factory, rate
     stems, stem_rate = separate_to_arrays(get_model("tiny-test"), path)
     assert stem_rate == rate and stems.shape[-1] == n
     np.testing.assert_allclose(stems.sum(axis=0), x.T, atol=1e-5)
+
+
+def _band_limited(rate: int, seconds: float = 2.0, band_rate: int = 8000, channels: int = 1) -> torch.Tensor:
+    """(channels, time): noise at ``band_rate`` resampled to ``rate``, so nothing above band_rate/2."""
+    import soxr
+
+    noise = np.random.default_rng(0).standard_normal((int(seconds * band_rate), channels)) * 0.1
+    return torch.from_numpy(soxr.resample(noise, band_rate, rate).T.copy())
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_content_rate_finds_the_band_a_signal_fills(rate):
+    from deepsep.dsp import content_rate
+
+    assert content_rate(_band_limited(rate), rate) == 8000  # telephone band stored at a higher rate
+    assert content_rate(_band_limited(rate, channels=2), rate) == 8000
+    wide = torch.from_numpy(np.random.default_rng(1).standard_normal((1, 2 * rate)) * 0.1)
+    assert content_rate(wide, rate) == rate  # white noise fills the whole band
+    assert content_rate(wide * 1e-2 + _band_limited(rate), rate) == rate  # a quiet top band (-40 dB) counts
+    assert content_rate(wide * 1e-4 + _band_limited(rate), rate) == 8000  # a floor 80 dB down (dither) does not
+    if rate > 16000:
+        assert content_rate(_band_limited(rate, band_rate=16000), rate) == 16000
+    assert content_rate(torch.zeros(1, rate), rate) == rate  # silence: no judgement
+    assert content_rate(_band_limited(rate)[:, :100], rate) == rate  # shorter than one frame
+    assert content_rate(_band_limited(8000), 8000) == 8000

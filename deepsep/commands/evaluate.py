@@ -27,7 +27,7 @@ out = Console()
 def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str, rate: int | None = None,
                     trust_local: bool = False):
     """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors, the
-    developer's own: loaded unchecked); ``rate``, the test set's sample rate, decides a
+    developer's own: loaded unchecked); ``rate``, the rate the test set's content fills, decides a
     rate-dependent alias such as ``voice``; ``trust_local``: as ``separate --trust-local``."""
     if checkpoint:
         path = Path(checkpoint)
@@ -88,7 +88,7 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
         root = resolve_dataset(dataset, sets_root(sets_dir))
         items = detect_items(root)[:limit]
-        rate = None if checkpoint else mixture_rate(items[0])  # the set's rate: its first mixture's
+        rate = None if checkpoint else mixture_rate(items[0], content=True)  # the set's: its first mixture's
         model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
         out_dir = out_dir or Path("outputs") / "eval" / f"{_report_name(model_info)}_{root.name}"
         if (out_dir / "report.json").exists() and not overwrite:

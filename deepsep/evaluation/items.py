@@ -16,7 +16,7 @@ import numpy as np
 
 from ..audio import AudioReader
 from ..errors import DeepsepError
-from ..inputs import input_rate
+from ..inputs import input_content_rate, input_rate
 from ..musdb import SAMPLE_RATE, SOURCES, TrackRef, decode_track, find_tracks
 from ..voicedata import read_layout
 
@@ -108,12 +108,14 @@ def resolve_dataset(name_or_path: str, sets: Path) -> Path:
                        "build the test sets with `deepsep data prepare`")
 
 
-def mixture_rate(item: EvalItem) -> int:
-    """The sample rate of the item's mixture as separated: its file's, or the one in memory."""
+def mixture_rate(item: EvalItem, content: bool = False) -> int:
+    """The sample rate of the item's mixture as separated: its file's, or the one in memory; with
+    ``content``, the rate its file's content fills (:func:`deepsep.inputs.input_content_rate`),
+    which picks a rate-dependent alias's model as `separate` does."""
     if not isinstance(item.mixture, Path):
         assert item.rate is not None, "an item with its mixture in memory needs its rate"
         return item.rate
-    return input_rate(item.mixture)
+    return input_content_rate(item.mixture) if content else input_rate(item.mixture)
 
 
 def in_memory(item: EvalItem) -> EvalItem:
