@@ -142,7 +142,8 @@ def separate(**options) -> None:
     """Separate audio files (or every file of --input DIR) into stems.
 
     With a model alias that depends on the sample rate (see `deepsep models`), each file gets the
-    model for its rate. Options are checked (against every model the files need) before any file
+    model for its rate (the rate its content fills: telephone-band audio at 48 kHz counts as 8 kHz).
+    Options are checked (against every model the files need) before any file
     is separated: a usage error exits with status 2. A file whose outputs exist fails unless
     --overwrite or --skip-existing (the default with --cluster). SIGINT and SIGTERM remove the
     unfinished files and exit with status 130 and 143."""

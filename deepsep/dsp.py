@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -71,6 +73,8 @@ def wiener(spec: torch.Tensor, masks: torch.Tensor, iterations: int = 1) -> torc
 
 #: sample rates whose band a recording's content may fill (telephone, wide-band, ...), lowest first
 CONTENT_RATES = (8000, 16000, 22050, 24000, 32000)
+#: the length of a signal's start that :func:`content_rate` judges (a file needs only that much read)
+CONTENT_SECONDS = 30.0
 #: the band above a rate's Nyquist counts as empty when it holds this much less power than the band below
 EMPTY_BAND_DB = -60.0
 
@@ -79,24 +83,27 @@ def content_rate(x: torch.Tensor, rate: int, empty_db: float = EMPTY_BAND_DB) ->
     """The lowest rate of :data:`CONTENT_RATES` below ``rate`` whose band holds the content of ``x``,
     else ``rate``: 8000 for telephone-band speech stored at 44.1 kHz (upsampled, or through a codec).
 
-    x: (channels, time) or (time,). A candidate rate r holds the content when, over the active STFT
+    x: (channels, time) or (time,), of which the first :data:`CONTENT_SECONDS` are judged. A
+    candidate rate r holds the content when, over the active STFT
     frames (within 30 dB of the loudest), the power from 1.1 x r/2 up to 0.95 x rate/2 is ``empty_db``
     below the power from 100 Hz to 0.9 x r/2 (the margins leave the resampler's transition band out).
-    A signal with no active frame (silence) keeps ``rate``.
+    A signal with no active frame (silence), or shorter than one frame, keeps ``rate``.
     """
-    x = x.reshape(-1, x.shape[-1]).double()
+    x = x.reshape(-1, x.shape[-1])[:, : int(CONTENT_SECONDS * rate)].float()
     n_fft = 1 << max(8, round(rate * 0.064 - 1).bit_length())  # ~64 ms or more: 1024 at 16 kHz
     if x.shape[-1] < n_fft:
         return rate
-    frames = x.unfold(-1, n_fft, n_fft // 2) * torch.hann_window(n_fft, dtype=x.dtype)  # whole frames only:
-    power = torch.fft.rfft(frames).abs().square().sum(0).T  # a cut edge would splash the high band; (freq, frames)
-    freqs = torch.fft.rfftfreq(n_fft, 1.0 / rate, dtype=torch.float64)
+    frames = x.unfold(-1, n_fft, n_fft) * torch.hann_window(n_fft)  # whole frames only: a cut edge
+    power = torch.fft.rfft(frames).abs().square().sum(0).double().T  # would splash the high band; (freq, frames)
+
+    def band(low_hz: float, high_hz: float) -> torch.Tensor:  # (frames,): power of bins low_hz <= f < high_hz
+        return power[math.ceil(low_hz * n_fft / rate): math.ceil(high_hz * n_fft / rate)].sum(0)
+
     for candidate in (r for r in CONTENT_RATES if r < rate):
-        low = power[(freqs >= 100) & (freqs < 0.45 * candidate)].sum(0)
-        high = power[(freqs >= 0.55 * candidate) & (freqs < 0.475 * rate)].sum(0)
+        low, high = band(100, 0.45 * candidate), band(0.55 * candidate, 0.475 * rate)
         active = low > 1e-3 * low.max()
-        if low.max() <= 0 or not active.any():
+        if low.max() <= 0:
             return rate
-        if 10 * torch.log10(high[active].sum() / low[active].sum() + 1e-300) < empty_db:
+        if 10 * math.log10(float(high[active].sum() / low[active].sum()) + 1e-300) < empty_db:
             return candidate
     return rate

@@ -95,16 +95,16 @@ def input_rate(path: Path) -> int:
         return reader.info.sample_rate
 
 
-def input_content_rate(path: Path, seconds: float = 60.0) -> int:
-    """The rate whose band holds an audio file's content, judged on its first ``seconds`` (see
+def input_content_rate(path: Path) -> int:
+    """The rate whose band holds an audio file's content, judged on its first 30 s (see
     :func:`deepsep.dsp.content_rate`): 8000 for telephone-band speech stored at 44.1 kHz."""
     import numpy as np
     import torch
 
-    from .dsp import content_rate
+    from .dsp import CONTENT_SECONDS, content_rate
 
     with AudioReader(path) as reader:
-        rate, wanted, blocks, have = reader.info.sample_rate, int(seconds * reader.info.sample_rate), [], 0
+        rate, wanted, blocks, have = reader.info.sample_rate, int(CONTENT_SECONDS * reader.info.sample_rate), [], 0
         for block in reader.blocks(min(wanted, 1 << 16)):
             blocks.append(block)
             have += block.shape[-1]

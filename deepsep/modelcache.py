@@ -32,7 +32,7 @@ class ModelCache:
 
     def name_for(self, path: Path | None = None) -> str:
         """The concrete model name for a file: reads its header when the alias needs its rate, and its
-        first minute when the alias has a model for a lower rate (the content may fill that one's band)."""
+        first 30 s when the alias has a model for a lower rate (the content may fill that one's band)."""
         if path is None or self.name not in self.manifest.rate_aliases:
             return alias_for_rate(self.name, None, self.manifest)
         if path not in self._picked:
@@ -62,11 +62,11 @@ class ModelCache:
         name = alias_for_rate(self.name, rate, self.manifest)
         return name, self.model(name)
 
-    def for_signal(self, audio: torch.Tensor, rate: int, seconds: float = 60.0) -> tuple[str, SeparationModel]:
+    def for_signal(self, audio: torch.Tensor, rate: int) -> tuple[str, SeparationModel]:
         """(concrete name, model) for a signal (..., time) at ``rate`` Hz, picked as for a file (its
-        first ``seconds`` judge the band its content fills)."""
+        first 30 s judge the band its content fills)."""
         if self.manifest.splits_below(self.name, rate):
-            rate = content_rate(audio[..., : int(seconds * rate)], rate)
+            rate = content_rate(audio, rate)
         return self.for_rate(rate)
 
     def preload(self, paths: Iterable[Path]) -> dict[str, SeparationModel]:

@@ -106,8 +106,10 @@ def _alias_rules(alias: str, value: Any) -> tuple[AliasRule, ...]:
 
 
 def describe_rules(rules: tuple[AliasRule, ...]) -> str:
-    """'voice-convtasnet (<= 8000 Hz), voice16-unet (above)'."""
-    return ", ".join(f"{r.model} ({'above' if r.max_rate is None else f'<= {r.max_rate} Hz'})" for r in rules)
+    """'voice-convtasnet (<= 8000 Hz or content below 4000 Hz), voice16-unet (above)'."""
+    def limit(rate: int | None) -> str:
+        return "above" if rate is None else f"<= {rate} Hz or content below {rate // 2} Hz"
+    return ", ".join(f"{r.model} ({limit(r.max_rate)})" for r in rules)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def test_alias_picks_by_the_band_the_content_fills(rate_manifest, tmp_path, writ
 def test_models_lists_rules(rate_manifest):
     res = run("models")
     assert res.exit_code == 0
-    assert "voice -> voice-8k (<= 8000 Hz), voice-16k (above)" in res.output
+    assert "voice -> voice-8k (<= 8000 Hz or content below 4000 Hz), voice-16k (above)" in res.output
     rows = {r["name"]: r for r in json.loads(run("models", "--json").output)}
     assert rows["voice-8k"]["aliases"] == ["v8", "voice"] and rows["voice-16k"]["aliases"] == ["voice"]
     assert rows["voice-16k"]["default"] and rows["voice-8k"]["default"]
