@@ -84,9 +84,9 @@ def content_rate(x: torch.Tensor, rate: int, empty_db: float = EMPTY_BAND_DB) ->
     else ``rate``: 8000 for telephone-band speech stored at 44.1 kHz (upsampled, or through a codec).
 
     x: (channels, time) or (time,), of which the first :data:`CONTENT_SECONDS` are judged. A
-    candidate rate r holds the content when, over the active STFT
-    frames (within 30 dB of the loudest), the power from 1.1 x r/2 up to 0.95 x rate/2 is ``empty_db``
-    below the power from 100 Hz to 0.9 x r/2 (the margins leave the resampler's transition band out).
+    candidate rate r holds the content when, over the active STFT frames (within 30 dB of the
+    loudest), the power from 1.1 x r/2 up to 0.95 x rate/2 is ``empty_db`` below the power from
+    100 Hz to 0.9 x r/2 (the margins leave the resampler's transition band out).
     A signal with no active frame (silence), or shorter than one frame, keeps ``rate``.
     """
     x = x.reshape(-1, x.shape[-1])[:, : int(CONTENT_SECONDS * rate)].float()
@@ -101,9 +101,9 @@ def content_rate(x: torch.Tensor, rate: int, empty_db: float = EMPTY_BAND_DB) ->
 
     for candidate in (r for r in CONTENT_RATES if r < rate):
         low, high = band(100, 0.45 * candidate), band(0.55 * candidate, 0.475 * rate)
-        active = low > 1e-3 * low.max()
         if low.max() <= 0:
             return rate
+        active = low > 1e-3 * low.max()
         if 10 * math.log10(float(high[active].sum() / low[active].sum()) + 1e-300) < empty_db:
             return candidate
     return rate

@@ -195,3 +195,18 @@ def test_content_rate_finds_the_band_a_signal_fills(rate):
     assert content_rate(torch.zeros(1, rate), rate) == rate  # silence: no judgement
     assert content_rate(_band_limited(rate)[:, :100], rate) == rate  # shorter than one frame
     assert content_rate(_band_limited(8000), 8000) == 8000
+
+
+def test_input_content_rate_judges_a_file_by_its_start(tmp_path):
+    import soundfile as sf
+
+    from deepsep.dsp import CONTENT_SECONDS
+    from deepsep.inputs import input_content_rate
+
+    rate = 16000
+    start = _band_limited(rate, seconds=CONTENT_SECONDS + 1)[0].numpy()  # telephone band, then wide band
+    wide = np.random.default_rng(2).standard_normal(5 * rate) * 0.1
+    sf.write(tmp_path / "call.flac", np.concatenate([start, wide]), rate)
+    sf.write(tmp_path / "wide.flac", np.concatenate([start[:rate], wide]), rate)
+    assert input_content_rate(tmp_path / "call.flac") == 8000  # what follows the first 30 s is not read
+    assert input_content_rate(tmp_path / "wide.flac") == rate
