@@ -7,12 +7,13 @@ The Python API (imported on first use, so that ``import deepsep`` stays light)::
     stems = deepsep.separate(model, audio, 16000)            # {"voice": ..., "noise": ...}
     result = deepsep.separate_file(model, "call.flac", "outputs")  # stems written as separate does
     separator = deepsep.Separator("voice")                   # a model kept for many signals and files
-    stems = separator.separate_tensor(audio, 16000)          # the alias's model for 16 kHz
+    stems = separator.separate_tensor(audio, 16000)          # the alias's model for 16 kHz content
 
 ``separate`` takes a numpy array or torch tensor, (time,) or (channels, time), and returns stems of
 the same shape and type that add up to it; ``separate_file`` writes
 ``<out_dir>/<track>/<stem>.wav`` (see :class:`OutputOptions` and :class:`EngineOptions`) and
-returns a ``FileResult``; ``Separator`` holds a model (each of an alias's, by rate) and its options.
+returns a ``FileResult``; ``Separator`` holds a model (each of an alias's, picked by the rate the
+content fills: telephone-band audio at 16 kHz gets the 8 kHz model) and its options.
 """
 
 from __future__ import annotations
