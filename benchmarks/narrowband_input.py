@@ -8,7 +8,8 @@ soxr to each of ``--rates``, keeps it in memory, and scores each model on it thr
 separation and metric code as ``deepsep eval`` (SI-SDRi, and PESQ wide-band at 16 kHz or more);
 an alias picks its model per item from the mixture, as `separate` does for a file (the table says
 which it picked, and how often). A wide-band set (``data/test16``) run with ``--rates 16000 48000``
-checks the other side: no wide-band item may be taken for telephone band.
+checks the other side: no wide-band item may be taken for telephone band. ``--codec mp3`` (or
+``ogg``) passes each mixture through that lossy codec first, as a call saved to an MP3 would be.
 
     deepsep data prepare --only speech
     nice python benchmarks/narrowband_input.py --dataset data/test --rates 16000 48000 \\
@@ -18,10 +19,12 @@ checks the other side: no wide-band item may be taken for telephone band.
 from __future__ import annotations
 
 import argparse
+import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import soxr
 import torch
 
@@ -30,13 +33,31 @@ from deepsep.modelcache import ModelCache
 from deepsep.options import EngineOptions
 from deepsep.weights import load_manifest
 
+#: --codec: libsndfile's (format, subtype) of a lossy copy of each mixture
+CODECS = {"mp3": ("MP3", "MPEG_LAYER_III"), "ogg": ("OGG", "VORBIS")}
 
-def upsampled(item: EvalItem, rate: int) -> EvalItem:
-    """The item's mixture and references resampled to ``rate``, in memory (mixture = voice + noise)."""
+
+def through_codec(mix: np.ndarray, rate: int, codec: str) -> np.ndarray:
+    """(channels, time) float32 encoded with ``codec`` at libsndfile's default quality and decoded."""
+    buf = io.BytesIO()
+    fmt, subtype = CODECS[codec]
+    sf.write(buf, mix.T, rate, format=fmt, subtype=subtype)
+    buf.seek(0)
+    out = sf.read(buf, dtype="float32", always_2d=True)[0].T
+    return np.pad(out, ((0, 0), (0, max(0, mix.shape[-1] - out.shape[-1]))))[:, : mix.shape[-1]]
+
+
+def upsampled(item: EvalItem, rate: int, codec: str | None = None) -> EvalItem:
+    """The item's mixture and references resampled to ``rate``, in memory (mixture = voice + noise);
+    with ``codec``, the mixture goes through that lossy codec (the references do not; the noise
+    reference becomes mixture - voice, so that the two still add up to the mixture)."""
     refs, ref_rate = item.load_references()
     refs = {s: soxr.resample(x.T, ref_rate, rate).T.astype(np.float32) if ref_rate != rate else x
             for s, x in refs.items()}
     mix = refs["voice"] + refs["noise"]
+    if codec:
+        mix = through_codec(mix, rate, codec)
+        refs["noise"] = mix - refs["voice"]
     return EvalItem(item.name, item.task, item.group, mix, lambda: (refs, rate), rate)
 
 
@@ -46,6 +67,7 @@ def main() -> None:
     ap.add_argument("--rates", type=int, nargs="+", default=[16000, 48000], help="file rates to resample it to")
     ap.add_argument("-m", "--model", action="append", help="models or aliases (default: voice, voice16-unet, "
                                                            "voice-convtasnet)")
+    ap.add_argument("--codec", choices=sorted(CODECS), help="pass each mixture through a lossy codec first")
     ap.add_argument("--limit", type=int, help="only the first N items")
     ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (0: PyTorch's default)")
     args = ap.parse_args()
@@ -56,7 +78,7 @@ def main() -> None:
     print("| file rate | model | picked | voice SI-SDRi | PESQ | STOI |")
     print("|---|---|---|---:|---:|---:|")
     for rate in args.rates:
-        at_rate = [upsampled(item, rate) for item in items]
+        at_rate = [upsampled(item, rate, args.codec) for item in items]
         for name in models:
             cache, picked, result = ModelCache(name, "cpu", manifest), Counter[str](), EvalResult()
             for item in at_rate:
