@@ -137,7 +137,9 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, sample_rate: int, max_db:
 
 def band_limit(x: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     """``x`` resampled to ``rate`` and back (soxr), as a narrow-band recording would reach a
-    model at ``sample_rate``: nothing left above ``rate / 2``; (time,) -> (time,)."""
+    model at ``sample_rate``: nothing left above ``rate / 2``; with ``rate`` above
+    ``sample_rate``, as a file at ``rate`` would (the resampler's transition band, the top ~6 %
+    below ``sample_rate / 2``, cut); (time,) -> (time,)."""
     import soxr
 
     y = soxr.resample(soxr.resample(x, sample_rate, rate, quality="HQ"), rate, sample_rate, quality="HQ")

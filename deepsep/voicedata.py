@@ -33,6 +33,8 @@ from .audio import AUDIO_EXTENSIONS
 from .augment import band_limit, random_eq, reverberate
 
 MIX_RE = re.compile(r"^mix_snr_(-?\d+)\.wav$")
+#: the file rate whose round trip ``Augmentation.p_full_rate`` imitates (a 44.1/48 kHz file at the model's rate)
+FULL_RATE = 48000
 #: RMS level (dBFS) the clean speech is brought to before mixing in build_mixtures
 SPEECH_LEVEL_DB = -25.0
 #: the mixture's peak never exceeds this (everything is scaled together, keeping the SNR)
@@ -335,7 +337,9 @@ class Augmentation:
     independently, the noise come with probability ``p_narrow`` from ``narrow_speech`` and
     ``narrow_noise`` (narrow-band corpora, e.g. the 8 kHz ones, at ``sample_rate``: more speakers
     and noises, shown only where the model must not expect a high band; drawn after the EQ and the
-    second noise, so not given those). ``sample_rate``: the data's.
+    second noise, so not given those). ``p_full_rate``: voice and noise both resampled to
+    :data:`FULL_RATE` and back, as the model hears a 44.1/48 kHz file (the top few hundred Hz of
+    its band cut by the resampler). ``sample_rate``: the data's.
     """
 
     sample_rate: int = 8000
@@ -347,6 +351,7 @@ class Augmentation:
     narrow_speech: list[np.ndarray] = field(default_factory=list)
     narrow_noise: list[np.ndarray] = field(default_factory=list)
     p_narrow: float = 0.5
+    p_full_rate: float = 0.0
 
 
 def _by_length(corpus: list[np.ndarray]) -> np.ndarray:
@@ -432,6 +437,8 @@ class OnTheFlyMixer(torch.utils.data.IterableDataset):
             if aug.narrow_noise and rng.random() < aug.p_narrow:
                 noise = self._noise(n, aug.narrow_noise)
             voice, noise = band_limit(voice, aug.sample_rate, rate), band_limit(noise, aug.sample_rate, rate)
+        elif aug.p_full_rate and rng.random() < aug.p_full_rate:
+            voice, noise = band_limit(voice, aug.sample_rate, FULL_RATE), band_limit(noise, aug.sample_rate, FULL_RATE)
         if rms_db(voice) < SILENCE_DB:  # pragma: no cover - a silent excerpt of a non-silent file
             voice = loop_to(self.speech[0], n)
         voice = voice * 10.0 ** ((SPEECH_LEVEL_DB - rms_db(voice)) / 20.0)

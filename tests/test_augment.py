@@ -60,7 +60,8 @@ def test_augmented_mixer_keeps_mixture_equal_voice_plus_noise(rirs):
     dry = OnTheFlyMixer(speech, noise, SR, seed=3)
     wet = OnTheFlyMixer(speech, noise, SR, seed=3, augment=Augmentation(SR, rirs, p_reverb=1.0, p_eq=1.0))
     narrow = OnTheFlyMixer(speech, noise, SR, seed=3, augment=Augmentation(SR, p_band_limit=1.0))
-    for mixer in (dry, wet, narrow):
+    full_rate = OnTheFlyMixer(speech, noise, SR, seed=3, augment=Augmentation(SR, p_full_rate=1.0))
+    for mixer in (dry, wet, narrow, full_rate):
         for _ in range(3):
             mix, voice, noise_ = mixer.example()
             assert mix.shape == voice.shape == (1, SR)
@@ -70,6 +71,10 @@ def test_augmented_mixer_keeps_mixture_equal_voice_plus_noise(rirs):
     assert not torch.allclose(v_dry, v_wet, atol=1e-3)
     _, v, z = narrow.example()
     assert _band_energy(v[0].numpy(), 4200) < 1e-3 and _band_energy(z[0].numpy(), 4200) < 1e-3
+    _, v, z = full_rate.example()  # the top of the band cut as a 48 kHz file's is, the rest kept
+    _, v_dry, z_dry = dry.example()
+    assert _band_energy(z[0].numpy(), 0.48 * SR) < 1e-3 < _band_energy(z_dry[0].numpy(), 0.48 * SR)
+    assert _band_energy(z[0].numpy(), 4200) > 0.5 * _band_energy(z_dry[0].numpy(), 4200)
 
 
 def test_narrow_band_corpora_feed_only_the_band_limited_examples():

@@ -69,6 +69,9 @@ def _options(f):
         click.option("--narrow-noise", "narrow_noise_dir", default=None, metavar="DIR",
                      help="16 kHz recipes: narrow-band noise (e.g. DATA_ROOT/noise/train) for half the noises of the "
                           "band-limited examples [default: none]."),
+        click.option("--p-full-rate", type=float, default=0.0, show_default=True,
+                     help="Share of examples whose voice and noise go through a 48 kHz round trip, as the model "
+                          "hears a 44.1/48 kHz file (the top of its band cut by the resampler)."),
         click.option("--valid-speech", "valid_speech_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-noise", "valid_noise_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-dir", default=None,

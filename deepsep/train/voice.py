@@ -51,6 +51,7 @@ class VoiceTrainOptions(RunOptions):
     p_reverb: float = 0.0                 # augmentation (voicedata.Augmentation): reverberated speech
     p_eq: float = 0.0                     # random EQ of the voice and, independently, of the noise
     p_band_limit: float = 0.0             # voice and noise limited to the band of an 8 kHz recording
+    p_full_rate: float = 0.0              # voice and noise through a 48 kHz round trip, as a 44.1/48 kHz file reaches the model
     narrow_speech_dir: str | None = None  # narrow-band speech (e.g. speech/train, 8 kHz) for band-limited examples
     narrow_noise_dir: str | None = None   # narrow-band noise (e.g. noise/train, 8 kHz) for band-limited examples
     rir_count: int = 200                  # simulated rooms for training (validation has its own)
@@ -63,6 +64,10 @@ class VoiceTrainOptions(RunOptions):
         """Refuse options that cannot go together (a UsageError, before any work)."""
         if self.workers and self.mixtures:
             raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
+        if not 0.0 <= self.p_full_rate <= 1.0:
+            raise UsageError(f"--p-full-rate must be from 0 to 1, not {self.p_full_rate}")
+        if self.p_full_rate and self.mixtures:
+            raise UsageError("--p-full-rate augments on-the-fly mixing; it does not go with --mixtures")
         if (self.narrow_speech_dir or self.narrow_noise_dir) and (self.mixtures or not self.p_band_limit):
             raise UsageError("--narrow-speech and --narrow-noise feed the band-limited examples of on-the-fly "
                              "mixing, which this run does not make (the 16 kHz recipes do, without --mixtures)")
@@ -128,7 +133,7 @@ def voice_batches(opts: VoiceTrainOptions, sample_rate: int, device: torch.devic
     if opts.mixtures:
         return _FolderBatches(opts.mixtures, sample_rate, segment, opts.seed)
     rirs = room_impulse_responses(opts.rir_count, sample_rate, seed=opts.seed) if opts.p_reverb else []
-    augment = Augmentation(sample_rate, rirs, opts.p_reverb, opts.p_eq, opts.p_band_limit,
+    augment = Augmentation(sample_rate, rirs, opts.p_reverb, opts.p_eq, opts.p_band_limit, p_full_rate=opts.p_full_rate,
                            narrow_speech=load_corpus(opts.narrow_speech_dir, sample_rate, 0.5) if opts.narrow_speech_dir else [],
                            narrow_noise=load_corpus(opts.narrow_noise_dir, sample_rate) if opts.narrow_noise_dir else [])
     mixer = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, sample_rate, segment,
