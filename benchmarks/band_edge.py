@@ -14,6 +14,7 @@ than on the scoring:
   (the pipeline's own resampling both ways).
 
     nice python benchmarks/band_edge.py --dataset data/test16 -m voice16-unet --every 7 --items 40
+    nice python benchmarks/band_edge.py --checkpoint runs/NAME/best.pt
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", type=Path, default=Path("data/test16"), help="a 16 kHz speech test set folder")
     ap.add_argument("-m", "--model", default="voice16-unet")
+    ap.add_argument("--checkpoint", type=Path, help="a training checkpoint (.pt) to score instead of -m")
     ap.add_argument("--rate", type=int, default=48000, help="the file rate to go through")
     ap.add_argument("--every", type=int, default=7, help="take every Nth item")
     ap.add_argument("--items", type=int, default=40, help="at most this many items")
@@ -45,7 +47,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, high = deepsep.load_model(args.model), args.rate
+    if args.checkpoint:
+        from deepsep.train.checkpoints import model_from_checkpoint
+
+        model = model_from_checkpoint(args.checkpoint).eval()
+    else:
+        model = deepsep.load_model(args.model)
+    high = args.rate
     paths: dict[str, list[float]] = {"16 kHz file": [], f"16 kHz file, scored at {high}": [],
                                      f"input through {high}": [], f"{high} file": []}
     for item in speech_items(args.dataset)[:: args.every][: args.items]:
