@@ -194,6 +194,11 @@ def test_missing_data_root_is_a_usage_error(tmp_path, monkeypatch):
                                            "-o", str(tmp_path / "run")])
     assert res.exit_code == 2 and "band-limited examples" in res.output, res.output  # no band-limited examples at 8 kHz
     assert not (tmp_path / "run").exists()
+    for extra, message in ((["--p-full-rate", "1.5"], "from 0 to 1"), (["--p-full-rate", "0.5", "--mixtures", str(tmp_path)],
+                                                                      "does not go with --mixtures")):
+        res = CliRunner().invoke(train_group, ["unet16", *extra, "--data-root", str(tmp_path), "-o", str(tmp_path / "run")])
+        assert res.exit_code == 2 and message in res.output, res.output
+        assert not (tmp_path / "run").exists()
 
 
 def test_run_folder_is_never_replaced_silently(dirs, tmp_path):
