@@ -136,17 +136,19 @@ def test_models_lists_rules(rate_manifest):
 
 def test_eval_picks_by_dataset_rate(rate_manifest, tmp_path):
     from deepsep.commands.evaluate import load_eval_model
+    from deepsep.evaluation import detect_items
     from deepsep.voicedata import write_item
 
     rng = np.random.default_rng(0)
     voice, noise = (0.1 * rng.standard_normal((2, 8000))).astype(np.float32)
     write_item(tmp_path / "set16", 0, voice, noise, 0, 16000)
+    write_item(tmp_path / "set8", 0, voice, noise, 0, 8000)
     res = run("eval", "--dataset", str(tmp_path / "set16"), "-m", "voice", "-o", str(tmp_path / "r"), "--plot-items", "0")
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["model"]["name"] == "voice-16k" and report["model"]["sample_rate"] == 16000
-    _, info = load_eval_model("voice", None, "speech", "cpu", rate=16000)
-    model, info8 = load_eval_model(None, None, "speech", "cpu", rate=8000)  # speech default: voice
+    _, info = load_eval_model("voice", None, "speech", "cpu", detect_items(tmp_path / "set16")[0])
+    model, info8 = load_eval_model(None, None, "speech", "cpu", detect_items(tmp_path / "set8")[0])  # speech default: voice
     assert info["name"] == "voice-16k" and info8["name"] == "voice-8k" and model.sample_rate == 8000
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import __version__
 from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError, UsageError
-from ..evaluation import EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
+from ..evaluation import EvalItem, EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
 from ..options import engine_options
 from ..paths import SETS_ENV, sets_root
@@ -24,11 +24,12 @@ from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_f
 out = Console()
 
 
-def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str, rate: int | None = None,
-                    trust_local: bool = False):
+def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, device: str,
+                    item: EvalItem | None = None, trust_local: bool = False):
     """(model, description dict) from -m NAME/PATH or --checkpoint (training .pt or .safetensors, the
-    developer's own: loaded unchecked); ``rate``, the rate the test set's content fills, decides a
-    rate-dependent alias such as ``voice``; ``trust_local``: as ``separate --trust-local``."""
+    developer's own: loaded unchecked); ``item``, the test set's first, decides a rate-dependent alias
+    such as ``voice`` as `separate` does for a file: by its rate, or the band its content fills where
+    the alias has a model for a lower rate; ``trust_local``: as ``separate --trust-local``."""
     if checkpoint:
         path = Path(checkpoint)
         if not path.is_file():
@@ -42,6 +43,11 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
         return model, {"name": path.name, "origin": "checkpoint", "sha256": sha256_file(path), "path": str(path)}
     manifest = load_manifest()
     name = model_name or ("voice" if task == "speech" else manifest.default)
+    rate = None
+    if item is not None and name in manifest.rate_aliases:
+        rate = mixture_rate(item)
+        if manifest.splits_below(name, rate):
+            rate = mixture_rate(item, content=True)
     res = resolve(name, manifest, rate=rate, trust_local=trust_local)
     if res.origin == "unchecked file":
         warn(f"{res.path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
@@ -88,8 +94,7 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         engine = engine_options(device, segment, overlap, batch_size, shifts, threads)
         root = resolve_dataset(dataset, sets_root(sets_dir))
         items = detect_items(root)[:limit]
-        rate = None if checkpoint else mixture_rate(items[0], content=True)  # the set's: its first mixture's
-        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, rate, trust_local)
+        model, model_info = load_eval_model(model_name, checkpoint, items[0].task, engine.device, items[0], trust_local)
         out_dir = out_dir or Path("outputs") / "eval" / f"{_report_name(model_info)}_{root.name}"
         if (out_dir / "report.json").exists() and not overwrite:
             raise UsageError(f"{out_dir} already holds a report: give --overwrite to replace it, or another -o")
