@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -171,7 +171,7 @@ def _commit(writers: Sequence[StemWriter]) -> None:
 
 def separate_files(
     models: ModelCache,
-    files: Sequence[tuple[Path, str]],
+    files: Iterable[tuple[Path, str]],
     out_dir: Path,
     output: OutputOptions = DEFAULT_OUTPUT,
     engine: EngineOptions = DEFAULT_ENGINE,
@@ -201,18 +201,18 @@ def separate_files(
         for path, track in files:
             yield one(path, track)
         return
-    from concurrent.futures import ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(jobs, thread_name_prefix="deepsep-job") as pool:
-        futures = [pool.submit(one, path, track) for path, track in files]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:  # stopped early (or done): files not started never start, those under way stop and clean up
-            stop.set()
-            for future in futures:
-                future.cancel()
-            wait(futures)
+    pool = ThreadPoolExecutor(jobs, thread_name_prefix="deepsep-job")
+    futures = []
+    try:  # the submissions too: a signal may come while the first files already run
+        for path, track in files:
+            futures.append(pool.submit(one, path, track))
+        for future in futures:
+            yield future.result()
+    finally:  # stopped early (or done): files not started never start, those under way stop and clean up
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def separate_batch_file(models: ModelCache, path: Path, track: str, out_dir: Path, output: OutputOptions,

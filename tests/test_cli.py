@@ -559,6 +559,31 @@ def test_signals_remove_partial_files(tmp_path, signum, status, jobs):
     assert list(out.iterdir()) == []  # no partial files, no track folder
 
 
+def test_interrupt_while_the_batch_is_handed_out_stops_the_files_under_way(tmp_path):
+    """An interrupt that comes while the batch is still being handed to the jobs, with a file
+    already running, stops that file and removes its hidden files at once: the process does not
+    wait for it to finish (the race that made the -j 2 SIGINT test above hang now and then)."""
+    from deepsep.api import EngineOptions, ModelCache, separate_files
+    from deepsep.weights import load_manifest
+
+    src, out = tmp_path / "long.wav", tmp_path / "out"
+    sf.write(str(src), (0.1 * np.random.default_rng(0).standard_normal(8000 * 600)).astype(np.float32), 8000)
+
+    def batch():
+        yield src, "long"
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".voice.wav.partial-*.w64")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    results = separate_files(ModelCache("tiny-test", "cpu", load_manifest()), batch(), out,
+                             engine=EngineOptions(segment=0.05), jobs=2)
+    with pytest.raises(KeyboardInterrupt):
+        next(results)
+    assert list(out.iterdir()) == []  # stopped: no stems, no hidden files
+
+
 def test_local_model_file_is_refused_unless_vouched_for_or_trusted(tmp_path, write_audio):
     from deepsep.modelfile import save_model
     from deepsep.weights import get_model
