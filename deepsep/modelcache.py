@@ -36,9 +36,7 @@ class ModelCache:
         if path is None or self.name not in self.manifest.rate_aliases:
             return alias_for_rate(self.name, None, self.manifest)
         if path not in self._picked:
-            rate = input_rate(path)
-            if self.manifest.splits_below(self.name, rate):
-                rate = input_content_rate(path)
+            rate = self.manifest.pick_rate(self.name, input_rate(path), lambda: input_content_rate(path))
             self._picked[path] = alias_for_rate(self.name, rate, self.manifest)
         return self._picked[path]
 
@@ -65,9 +63,7 @@ class ModelCache:
     def for_signal(self, audio: torch.Tensor, rate: int) -> tuple[str, SeparationModel]:
         """(concrete name, model) for a signal (..., time) at ``rate`` Hz, picked as for a file (its
         first 30 s judge the band its content fills)."""
-        if self.manifest.splits_below(self.name, rate):
-            rate = content_rate(audio, rate)
-        return self.for_rate(rate)
+        return self.for_rate(self.manifest.pick_rate(self.name, rate, lambda: content_rate(audio, rate)))
 
     def preload(self, paths: Iterable[Path]) -> dict[str, SeparationModel]:
         """Load every model that ``paths`` need, so that a model error comes before any file is

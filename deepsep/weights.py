@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,13 @@ class Manifest:
             return next(r.model for r in rules if r.matches(rate))
         return self.aliases.get(name, name)
 
-    def splits_below(self, name: str, rate: int) -> bool:
-        """Whether ``name`` is a rate-dependent alias with a rule for rates below ``rate``: then an
-        input at ``rate`` whose content fills a lower rate's band only may get another model."""
-        return any(r.max_rate is not None and r.max_rate < rate for r in self.rate_aliases.get(name, ()))
+    def pick_rate(self, name: str, rate: int, content_rate: Callable[[], int]) -> int:
+        """The rate that picks ``name``'s model for an input at ``rate``: ``content_rate()`` (the band
+        its content fills, read only then) where ``name`` is a rate-dependent alias with a rule for
+        rates below ``rate``, since such an input may get another model; else ``rate``."""
+        if any(r.max_rate is not None and r.max_rate < rate for r in self.rate_aliases.get(name, ())):
+            return content_rate()
+        return rate
 
     def targets(self, name: str) -> tuple[str, ...]:
         """Every model name that ``name`` can stand for (one, unless it is a rate-dependent alias)."""

@@ -8,7 +8,7 @@
 # optimizer state (float16 for the U-Nets), in pieces under 16 MB, with the logs.
 #   OUT=/some/dir MINUTES=5.5 bash scripts/gpu_stage.sh
 # (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_stage.sh)
-# NARROW=1 (with `gpu_pack.py --narrow-mb N`): A and C also take the 8 kHz corpora into their
+# NARROW=1 (with `gpu_pack.py --narrow-mb N`): A, B and C also take the 8 kHz corpora into their
 # band-limited examples (--narrow-speech/--narrow-noise; session 14's CPU measurement, README).
 set -euo pipefail
 MINUTES=${MINUTES:-5.5} DEVICE=${DEVICE:-cuda}

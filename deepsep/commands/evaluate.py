@@ -45,9 +45,7 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
     name = model_name or ("voice" if task == "speech" else manifest.default)
     rate = None
     if item is not None and name in manifest.rate_aliases:
-        rate = mixture_rate(item)
-        if manifest.splits_below(name, rate):
-            rate = mixture_rate(item, content=True)
+        rate = manifest.pick_rate(name, mixture_rate(item), lambda: mixture_rate(item, content=True))
     res = resolve(name, manifest, rate=rate, trust_local=trust_local)
     if res.origin == "unchecked file":
         warn(f"{res.path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
