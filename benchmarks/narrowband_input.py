@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
 
-from deepsep.evaluation import EvalItem, EvalResult, evaluate, speech_items
+from deepsep.evaluation import EvalItem, EvalResult, evaluate, resample_item, speech_items
 from deepsep.modelcache import ModelCache
 from deepsep.options import EngineOptions
 from deepsep.weights import load_manifest
@@ -51,13 +50,12 @@ def upsampled(item: EvalItem, rate: int, codec: str | None = None) -> EvalItem:
     """The item's mixture and references resampled to ``rate``, in memory (mixture = voice + noise);
     with ``codec``, the mixture goes through that lossy codec (the references do not; the noise
     reference becomes mixture - voice, so that the two still add up to the mixture)."""
-    refs, ref_rate = item.load_references()
-    refs = {s: soxr.resample(x.T, ref_rate, rate).T.astype(np.float32) if ref_rate != rate else x
-            for s, x in refs.items()}
-    mix = refs["voice"] + refs["noise"]
-    if codec:
-        mix = through_codec(mix, rate, codec)
-        refs["noise"] = mix - refs["voice"]
+    item = resample_item(item, rate)
+    if not codec:
+        return item
+    refs, _ = item.load_references()
+    mix = through_codec(item.mixture, rate, codec)
+    refs = {**refs, "noise": mix - refs["voice"]}
     return EvalItem(item.name, item.task, item.group, mix, lambda: (refs, rate), rate)
 
 
@@ -89,7 +87,7 @@ def main() -> None:
             row = next(r for r in result.summary() if r["method"] == "model" and r["source"] == "voice"
                        and r["group"] == "all")
             print(f"| {rate} | {name} | {', '.join(f'{m} x{n}' for m, n in picked.most_common())} | "
-                  f"{row['si_sdri_mean']:.2f} | {row['pesq_mean']:.2f} | {row['stoi_mean']:.3f} |", flush=True)
+                  f"{row['si_sdri_mean']:.2f} | {row['pesq_mean']:.3f} | {row['stoi_mean']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

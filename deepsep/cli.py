@@ -329,7 +329,7 @@ def _size_text(r: dict) -> str:
 def models(as_json: bool) -> None:
     """List the available models: where they come from, whether they are present and verified."""
     from .modelinfo import model_rows
-    from .weights import describe_rules, load_manifest
+    from .weights import load_manifest
 
     try:
         manifest = load_manifest()
@@ -360,8 +360,8 @@ def models(as_json: bool) -> None:
             out.print(head, highlight=False, soft_wrap=True)
             out.print(textwrap.fill(facts, max(40, out.width), initial_indent="    ", subsequent_indent="    "),
                       highlight=False, soft_wrap=True)
-    for alias, rules in manifest.rate_aliases.items():
-        out.print(f"{alias} -> {describe_rules(rules)}", highlight=False)
+    for alias in manifest.rate_aliases:
+        out.print(f"{alias} -> {manifest.describe_alias(alias)}", highlight=False)
     if not manifest.entries:
         out.print("No trained models are in the manifest yet; the tiny-test models run the pipeline with random weights.")
 

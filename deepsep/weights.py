@@ -8,8 +8,9 @@ A model name resolves, in this order, to
 An alias is a model name, or a list of rules that picks a model by the input's sample rate,
 e.g. ``[{"max_rate": 8000, "model": "voice-convtasnet"}, {"model": "voice16-unet"}]``: the first
 rule whose ``max_rate`` is absent or at least the rate wins (see :meth:`Manifest.alias_for_rate`).
-For an input, the rate is the one its content fills (:func:`deepsep.dsp.content_rate`): telephone-band
-speech stored at 48 kHz counts as 8 kHz. Every manifest file is checked against its sha256 before it is loaded.
+For an input, the rate is the one its content fills (:func:`deepsep.dsp.content_rate`) where that
+picks a model of a lower sample rate (telephone-band speech stored at 48 kHz counts as 8 kHz), else its
+file's (see :meth:`Manifest.pick_rate`). Every manifest file is checked against its sha256 before it is loaded.
 """
 
 from __future__ import annotations
@@ -106,13 +107,6 @@ def _alias_rules(alias: str, value: Any) -> tuple[AliasRule, ...]:
     return rules
 
 
-def describe_rules(rules: tuple[AliasRule, ...]) -> str:
-    """'voice-convtasnet (<= 8000 Hz or content below 4000 Hz), voice16-unet (above)'."""
-    def limit(rate: int | None) -> str:
-        return "above" if rate is None else f"<= {rate} Hz or content below {rate // 2} Hz"
-    return ", ".join(f"{r.model} ({limit(r.max_rate)})" for r in rules)
-
-
 @dataclass(frozen=True)
 class Manifest:
     entries: dict[str, ManifestEntry]
@@ -133,12 +127,38 @@ class Manifest:
         return self.aliases.get(name, name)
 
     def pick_rate(self, name: str, rate: int, content_rate: Callable[[], int]) -> int:
-        """The rate that picks ``name``'s model for an input at ``rate``: ``content_rate()`` (the band
-        its content fills, read only then) where ``name`` is a rate-dependent alias with a rule for
-        rates below ``rate``, since such an input may get another model; else ``rate``."""
-        if any(r.max_rate is not None and r.max_rate < rate for r in self.rate_aliases.get(name, ())):
-            return content_rate()
-        return rate
+        """The rate that picks ``name``'s model for an input at ``rate``.
+
+        ``content_rate()`` (the band its content fills; read only where ``name`` is a rate-dependent
+        alias with a rule for rates below ``rate``) where it picks a model of a lower sample rate
+        than ``rate`` would (telephone-band speech in a 48 kHz file gets the 8 kHz model); else
+        ``rate``: between models of one sample rate the file's rate decides, since the file is
+        resampled by it (a 48 kHz file gets the 16 kHz model trained on 48 kHz files' band edge,
+        whatever band its content fills).
+        """
+        if not any(r.max_rate is not None and r.max_rate < rate for r in self.rate_aliases.get(name, ())):
+            return rate
+        content = content_rate()
+        return content if self._model_rate(name, content) < self._model_rate(name, rate) else rate
+
+    def _model_rate(self, name: str, rate: int) -> int:
+        """The sample rate of the model that ``name`` picks at ``rate`` (the rate itself where that
+        model is not in the manifest, so that the finer choice wins)."""
+        entry = self.lookup(name, rate)
+        return entry.sample_rate if entry is not None else rate
+
+    def describe_alias(self, name: str) -> str:
+        """'voice-convtasnet (<= 8000 Hz or content below 4000 Hz), voice16-unet (above)'."""
+        rules = self.rate_aliases[name]
+        top = self._model_rate(name, 1 << 30)
+
+        def limit(rule: AliasRule) -> str:  # content picks the rule only for a model of a lower rate (pick_rate)
+            if rule.max_rate is None:
+                return "above"
+            entry = self.entries.get(rule.model)
+            lower = (entry.sample_rate if entry else rule.max_rate) < top
+            return f"<= {rule.max_rate} Hz" + (f" or content below {rule.max_rate // 2} Hz" if lower else "")
+        return ", ".join(f"{r.model} ({limit(r)})" for r in rules)
 
     def targets(self, name: str) -> tuple[str, ...]:
         """Every model name that ``name`` can stand for (one, unless it is a rate-dependent alias)."""

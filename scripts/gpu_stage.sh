@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One 16 kHz voice training stage on a borrowed GPU machine, on what scripts/gpu_pack.py packed in .gpu/.
-# Three runs share the GPU, each for MINUTES of training: A and B continue voice16-unet with the
-# recipe's loss, B with a share FULL_RATE (default 0.5) of its examples through a 48 kHz round trip
-# (--p-full-rate: the band edge a 44.1/48 kHz file has; session 15's CPU stage, README), an ablation
-# at equal budget (B was the compressed-magnitude + STFT-loss ablation until session 16: measured,
-# it lost); C trains convtasnet16 from scratch. Each run's best.pt comes back without its
-# optimizer state (float16 for the U-Nets), in pieces under 16 MB, with the logs.
+# Three runs share the GPU, each for MINUTES of training: A continues voice16-unet with the recipe
+# (the candidate for 16 kHz files); B does the same with a share FULL_RATE (default 0.5) of its
+# examples through a 48 kHz round trip, validated on items resampled to 48 kHz (--p-full-rate,
+# --valid-rate: the band edge a 44.1/48 kHz file has; the candidate for voice16-unet-48k, which
+# serves files above 16 kHz; session 17, README); C trains convtasnet16 from scratch. Each run's
+# best.pt comes back without its optimizer state (float16 for the U-Nets), in pieces under 16 MB,
+# with the logs.
 #   OUT=/some/dir MINUTES=5.5 bash scripts/gpu_stage.sh
 # (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_stage.sh)
 # NARROW=1 (with `gpu_pack.py --narrow-mb N`): A, B and C also take the 8 kHz corpora into their
@@ -49,7 +50,7 @@ COMMON=(--device "$DEVICE" --threads 1 --steps 1000000 --max-minutes "$MINUTES" 
 N=(); [ -z "${NARROW:-}" ] || N=(--narrow-speech $W/narrow_speech --narrow-noise $W/narrow_noise)
 UNET=(--init voice16-unet --batch-size 16 --lr 5e-4 --workers 5 --valid-every 500 --ckpt-every 500)
 python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" -o /tmp/runA > /tmp/runA.txt 2>&1 &
-python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" --p-full-rate "${FULL_RATE:-0.5}" -o /tmp/runB > /tmp/runB.txt 2>&1 &
+python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" --p-full-rate "${FULL_RATE:-0.5}" --valid-rate 48000 -o /tmp/runB > /tmp/runB.txt 2>&1 &
 python3 -m deepsep train convtasnet16 "${COMMON[@]}" "${N[@]}" --batch-size 16 --workers 3 --valid-every 1000 --ckpt-every 1000 -o /tmp/runC > /tmp/runC.txt 2>&1 &
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
 wait

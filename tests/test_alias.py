@@ -125,6 +125,33 @@ def test_alias_picks_by_the_band_the_content_fills(rate_manifest, tmp_path, writ
     assert json.loads((tmp_path / "r" / "report.json").read_text())["model"]["name"] == "voice-8k"
 
 
+def test_a_file_rate_above_the_wide_band_model_picks_its_own_model_of_the_same_rate(tmp_path, write_audio, monkeypatch):
+    """Rules 8 kHz / 16 kHz / above, the last two both 16 kHz models: content picks only a model of a
+    lower rate (telephone band), so a 44.1 kHz file gets the model for such files whatever band its
+    content fills, and a 16 kHz file the plain one."""
+    import soxr
+
+    rules = [{"max_rate": 8000, "model": "voice-8k"}, {"max_rate": 16000, "model": "voice-16k"},
+             {"model": "voice-16k-hr"}]
+    _use_manifest(tmp_path, monkeypatch, {"voice": rules}, [("voice-8k", 8000), ("voice-16k", 16000),
+                                                            ("voice-16k-hr", 16000)])
+    m = load_manifest()
+    for rate, content, want in [(8000, 8000, "voice-8k"), (16000, 16000, "voice-16k"), (16000, 8000, "voice-8k"),
+                                (44100, 44100, "voice-16k-hr"), (44100, 16000, "voice-16k-hr"),
+                                (44100, 22050, "voice-16k-hr"), (48000, 8000, "voice-8k")]:
+        assert m.alias_for_rate("voice", m.pick_rate("voice", rate, lambda c=content: c)) == want, (rate, content)
+    assert m.describe_alias("voice") == ("voice-8k (<= 8000 Hz or content below 4000 Hz), voice-16k (<= 16000 Hz), "
+                                         "voice-16k-hr (above)")
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "up16.wav", soxr.resample(0.1 * rng.standard_normal(16000), 16000, 44100).astype(np.float32), 44100)
+    files = [write_audio("wide16.wav", 1.0, 16000), write_audio("wide44.wav", 1.0, 44100), tmp_path / "up16.wav"]
+    monkeypatch.setattr(deepsep.cli, "out", Console(width=300))
+    res = run("separate", *map(str, files), "-m", "voice", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    for f, model in zip(files, ["voice-16k", "voice-16k-hr", "voice-16k-hr"]):
+        assert any(f.name in line and f" {model} " in line for line in res.output.splitlines()), (f.name, res.output)
+
+
 def test_models_lists_rules(rate_manifest):
     res = run("models")
     assert res.exit_code == 0

@@ -349,3 +349,25 @@ def test_command_line_records_the_options_as_given():
     assert command_line(ctx) == "music --extra runs/eif6 --extra 'a b' --supervised-only --steps 5 --out runs/x"
     ctx = unet.make_context("unet", ["--steps", "5", "-o", "r", "--no-progress", "--lr", "2e-3"])
     assert command_line(ctx) == "unet --steps 5 --lr 0.002 --out r --no-progress"
+
+
+def test_validation_at_a_file_rate_scores_the_items_as_files_of_that_rate(dirs, tmp_path):
+    """--valid-rate 48000: the validation items resampled to 48 kHz (mixture = voice + noise), which the
+    pipeline brings to the model's rate and back; logged, and recorded by the export."""
+    from deepsep.train.validation import ValidationSet, evaluate
+
+    opts = _opts(dirs, tmp_path, steps=3, ckpt_every=3, valid_every=3, p_full_rate=1.0, valid_rate=48000)
+    train(opts, progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"valid"' in line][-1]
+    model = model_from_checkpoint(tmp_path / "run" / "last.pt")
+    at48, at8 = ValidationSet(tmp_path / "valid", SR, 48000), ValidationSet(tmp_path / "valid", SR)
+    item = at48.items[0]
+    refs, rate = item.load_references()
+    assert rate == item.rate == 48000 and refs["voice"].shape[-1] == 6 * at8.items[0].load_references()[0]["voice"].shape[-1]
+    np.testing.assert_allclose(item.mixture, refs["voice"] + refs["noise"], atol=1e-6)
+    assert evaluate(model, at48)["si_sdr"] == pytest.approx(logged["si_sdr"], abs=2e-3)
+    assert evaluate(model, at8)["si_sdr"] != pytest.approx(logged["si_sdr"], abs=1e-3)
+    entry = export_model(tmp_path / "run" / "last.pt", "v48", tmp_path / "w", manifest=None)
+    assert "resampled to 48000 Hz" in entry["metrics"]["validation"]
+    with pytest.raises(UsageError, match="--valid-rate"):
+        _opts(dirs, tmp_path, valid_rate=-1)

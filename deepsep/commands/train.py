@@ -72,6 +72,9 @@ def _options(f):
         click.option("--p-full-rate", type=float, default=0.0, show_default=True,
                      help="Share of examples whose voice and noise go through a 48 kHz round trip, as the model "
                           "hears a 44.1/48 kHz file (the top of its band cut by the resampler)."),
+        click.option("--valid-rate", type=int, default=None, metavar="HZ",
+                     help="Validate on the validation items resampled to this file rate first, as files of that "
+                          "rate reach the model (e.g. 48000 with --p-full-rate 1) [default: the model's rate]."),
         click.option("--valid-speech", "valid_speech_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-noise", "valid_noise_dir", default=None, help="[default: the recipe's]"),
         click.option("--valid-dir", default=None,

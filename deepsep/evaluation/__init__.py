@@ -16,6 +16,7 @@ from .items import (
     mixture_rate,
     music_items,
     read_audio,
+    resample_item,
     resolve_dataset,
     speech_items,
 )
@@ -48,5 +49,5 @@ __all__ = [
     "BASELINES", "LABELS", "METRICS", "SILENT_DB", "EvalItem", "EvalResult", "baseline_estimates", "detect_items",
     "evaluate", "group_order", "in_memory", "is_silent", "markdown_summary", "mixture_rate", "music_items",
     "oracle_irm", "plot_distribution", "plot_outputs", "plot_spectrograms", "present_metrics", "read_audio",
-    "resolve_dataset", "score", "score_rows", "sdr_means", "speech_items", "stft_settings", "write_reports",
+    "resample_item", "resolve_dataset", "score", "score_rows", "sdr_means", "speech_items", "stft_settings", "write_reports",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioReader
+from ..audio import AudioReader, resample
 from ..errors import DeepsepError
 from ..inputs import input_content_rate, input_rate
 from ..musdb import SAMPLE_RATE, SOURCES, TrackRef, decode_track, find_tracks
@@ -126,3 +126,14 @@ def in_memory(item: EvalItem) -> EvalItem:
         return dataclasses.replace(item, load_references=lambda: refs)
     mixture, rate = read_audio(item.mixture)
     return dataclasses.replace(item, mixture=mixture, rate=rate, load_references=lambda: refs)
+
+
+def resample_item(item: EvalItem, rate: int) -> EvalItem:
+    """The item with its references resampled to ``rate`` and its mixture their sum, in memory:
+    a file of that rate with the same content, which the pipeline brings to the model's rate and
+    back (a 16 kHz item at 48 kHz: what a 48 kHz recording's band edge looks like to a 16 kHz model)."""
+    refs, ref_rate = item.load_references()
+    if ref_rate != rate:
+        refs = {s: resample(x, ref_rate, rate).astype(np.float32) for s, x in refs.items()}
+    mixture = np.sum(list(refs.values()), axis=0)
+    return dataclasses.replace(item, mixture=mixture, rate=rate, load_references=lambda: (refs, rate))

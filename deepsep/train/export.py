@@ -130,8 +130,10 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
     ck, reloaded, path = write_weights(checkpoint, name, out_dir, license, half)
     opts = ck["options"]
     vdir = Path(valid_dir) if valid_dir else validation_set_for(opts, reloaded.sample_rate)
-    metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate))
-    metrics = {"validation": f"voice SI-SDR / SI-SDRi / SDR (dB) on {vdir} ({_describe(vdir)})",
+    file_rate = opts.get("valid_rate") or None
+    metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate, file_rate))
+    at = f", resampled to {file_rate} Hz" if file_rate else ""
+    metrics = {"validation": f"voice SI-SDR / SI-SDRi / SDR (dB) on {vdir} ({_describe(vdir)}{at})",
                "step": ck["step"], **metrics}
     entry = manifest_entry(name, "speech", ck["arch"], reloaded, path, license, trained_on, metrics,
                            training_command, description, training_stages(ck, training_command, earlier_stages))

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..augment import room_impulse_responses
-from ..evaluation import EvalItem, baseline_estimates, in_memory, score_rows, sdr_means, speech_items
+from ..evaluation import EvalItem, baseline_estimates, in_memory, resample_item, score_rows, sdr_means, speech_items
 from ..evaluation import evaluate as evaluate_items
 from ..models.base import SeparationModel
 from ..musdb import SOURCES, MusicDataset
@@ -82,10 +82,14 @@ class ValidationSet:
     once and held in memory: what :func:`deepsep.evaluation.evaluate` scores, so that validation and
     ``deepsep eval`` agree."""
 
-    def __init__(self, root: str | Path, sample_rate: int = 8000):
+    def __init__(self, root: str | Path, sample_rate: int = 8000, file_rate: int | None = None):
+        """``file_rate``: the items resampled to that rate first, so that they reach the model as
+        files of that rate would (e.g. 48000 for a 16 kHz model that serves 48 kHz files)."""
         self.root = Path(root)
         self.sample_rate = sample_rate
-        self.items = [in_memory(it) for it in speech_items(self.root)]
+        self.file_rate = file_rate
+        items = [in_memory(it) for it in speech_items(self.root)]
+        self.items = [resample_item(it, file_rate) for it in items] if file_rate else items
 
 
 def _rows(model: SeparationModel, items: Sequence[EvalItem], engine: EngineOptions) -> list[dict[str, Any]]:

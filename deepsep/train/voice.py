@@ -56,6 +56,7 @@ class VoiceTrainOptions(RunOptions):
     narrow_noise_dir: str | None = None   # narrow-band noise (e.g. noise/train, 8 kHz) for band-limited examples
     rir_count: int = 200                  # simulated rooms for training (validation has its own)
     valid_p_reverb: float = 0.0           # share of reverberant validation items
+    valid_rate: int = 0                   # validation items resampled to this file rate first (0: the model's)
     mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
     stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
     workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
@@ -66,6 +67,8 @@ class VoiceTrainOptions(RunOptions):
             raise UsageError("--workers mixes examples on the fly; it does not go with --mixtures")
         if not 0.0 <= self.p_full_rate <= 1.0:
             raise UsageError(f"--p-full-rate must be from 0 to 1, not {self.p_full_rate}")
+        if self.valid_rate < 0:
+            raise UsageError(f"--valid-rate must be a sample rate in Hz, not {self.valid_rate}")
         if self.p_full_rate and self.mixtures:
             raise UsageError("--p-full-rate augments on-the-fly mixing; it does not go with --mixtures")
         if (self.narrow_speech_dir or self.narrow_noise_dir) and (self.mixtures or not self.p_band_limit):
@@ -176,6 +179,6 @@ def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
     sr = model.sample_rate
     data = voice_batches(opts, sr, device)
     with distributed.main_first(opts.device):  # rank 0 builds the validation mixtures
-        valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr)
+        valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr, opts.valid_rate or None)
     task = VoiceTask(opts, model, data, valid, device)
     return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
