@@ -87,7 +87,6 @@ class ValidationSet:
         files of that rate would (e.g. 48000 for a 16 kHz model that serves 48 kHz files)."""
         self.root = Path(root)
         self.sample_rate = sample_rate
-        self.file_rate = file_rate
         items = [in_memory(it) for it in speech_items(self.root)]
         self.items = [resample_item(it, file_rate) for it in items] if file_rate else items
 
