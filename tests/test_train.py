@@ -369,5 +369,8 @@ def test_validation_at_a_file_rate_scores_the_items_as_files_of_that_rate(dirs, 
     assert evaluate(model, at8)["si_sdr"] != pytest.approx(logged["si_sdr"], abs=1e-3)
     entry = export_model(tmp_path / "run" / "last.pt", "v48", tmp_path / "w", manifest=None)
     assert "resampled to 48000 Hz" in entry["metrics"]["validation"]
+    assert entry["metrics"]["si_sdr"] == pytest.approx(logged["si_sdr"], abs=0.05)  # the float32 file
+    at_model_rate = export_model(tmp_path / "run" / "last.pt", "v8", tmp_path / "w", manifest=None, valid_rate=0)
+    assert "resampled" not in at_model_rate["metrics"]["validation"]
     with pytest.raises(UsageError, match="--valid-rate"):
         _opts(dirs, tmp_path, valid_rate=-1)

@@ -206,12 +206,14 @@ def convtasnet16(**kw) -> None:
 @click.option("--alias", default=None, help="Also make ALIAS point to this model (e.g. voice).")
 @click.option("--training-command", default="", help="The command that trained it (recorded in the manifest).")
 @click.option("--valid-dir", default=None, help="Validation mixtures to measure on [default: the run's].")
+@click.option("--valid-rate", type=int, default=None, metavar="HZ",
+              help="Measure on them resampled to this file rate first (0: the model's) [default: the run's --valid-rate].")
 @click.option("--recipe", type=click.Choice(sorted(RECIPES)), default=None,
               help="The recipe that trained it: records its training data and licence (and float16 for a U-Net) "
                    "[default: the 8 kHz data's].")
 @click.option("--description", default="", help="A note for the manifest entry (e.g. how the run really went).")
 @earlier_stages_option
-def export(checkpoint, name, export_to, half, alias, training_command, valid_dir, recipe, description,
+def export(checkpoint, name, export_to, half, alias, training_command, valid_dir, valid_rate, recipe, description,
            earlier_stages) -> None:
     """Export a training checkpoint (best.pt) as safetensors plus its manifest entry."""
     kw = dict(EXPORT[recipe], description=description) if recipe else {"description": description}
@@ -220,7 +222,7 @@ def export(checkpoint, name, export_to, half, alias, training_command, valid_dir
     kw["half"] = half or kw.get("half", False)
     folder, manifest = destination(export_to, Path(checkpoint).parent)
     entry = export_model(Path(checkpoint), name, folder, manifest, alias=alias,
-                         training_command=training_command, valid_dir=valid_dir, **kw)
+                         training_command=training_command, valid_dir=valid_dir, valid_rate=valid_rate, **kw)
     m = entry["metrics"]
     click.echo(f"{entry['file']}: {entry['size'] / 1e6:.1f} MB, val SI-SDR {m['si_sdr']:.2f} dB, "
                f"SI-SDRi {m['si_sdri']:.2f} dB")

@@ -116,7 +116,7 @@ def write_weights(checkpoint: str | Path, name: str, out_dir: str | Path, licens
 def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLED_DIR,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json",
                  half: bool = False, alias: str | None = None, training_command: str = "",
-                 valid_dir: str | Path | None = None, trained_on: str = TRAINED_ON,
+                 valid_dir: str | Path | None = None, valid_rate: int | None = None, trained_on: str = TRAINED_ON,
                  description: str = "", license: str = LICENSE,
                  earlier_stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint and return its manifest entry.
@@ -124,13 +124,14 @@ def export_model(checkpoint: str | Path, name: str, out_dir: str | Path = BUNDLE
     ``half`` stores the floating tensors as float16 (half the file size; the model is rebuilt in
     float32 when loaded). The metrics are measured on the exported file itself, reloaded with
     :func:`deepsep.modelfile.load_model`, on the run's validation set (``valid_dir``, default
-    the one the run used). With ``manifest`` the entry is merged into that file. ``earlier_stages``:
-    the stages before this checkpoint's own, where ``--init`` was a file (see :func:`training_stages`).
+    the one the run used), resampled to ``valid_rate`` first (default: the run's ``valid_rate``).
+    With ``manifest`` the entry is merged into that file. ``earlier_stages``: the stages before
+    this checkpoint's own, where ``--init`` was a file (see :func:`training_stages`).
     """
     ck, reloaded, path = write_weights(checkpoint, name, out_dir, license, half)
     opts = ck["options"]
     vdir = Path(valid_dir) if valid_dir else validation_set_for(opts, reloaded.sample_rate)
-    file_rate = opts.get("valid_rate") or None
+    file_rate = (opts.get("valid_rate") if valid_rate is None else valid_rate) or None
     metrics = evaluate(reloaded, ValidationSet(vdir, reloaded.sample_rate, file_rate))
     at = f", resampled to {file_rate} Hz" if file_rate else ""
     metrics = {"validation": f"voice SI-SDR / SI-SDRi / SDR (dB) on {vdir} ({_describe(vdir)}{at})",
