@@ -298,8 +298,8 @@ def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
     table = Table(title=title)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"), ("outputs", "left"))
-    for col, justify in columns:
-        table.add_column(col, justify=justify)
+    for col, justify in columns:  # a narrow terminal folds a long name or path, never cuts it
+        table.add_column(col, justify=justify, overflow="fold")
     for r in results:
         if r.error:
             table.add_row(escape(str(r.path)), r.model, "", "", "", "[red]failed[/]")
