@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .errors import ModelError
 from .models.base import SeparationModel
@@ -32,10 +32,20 @@ def save_model(model: SeparationModel, path: str | Path, metadata: dict[str, Any
         header[k] = v if isinstance(v, str) else json.dumps(v)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata=header)
+    tmp.write_bytes(canonical_header(save(tensors, metadata=header)))
     os.chmod(tmp, 0o644)  # an installable data file, readable by all (safetensors writes 0600)
     os.replace(tmp, path)
     return path
+
+
+def canonical_header(data: bytes) -> bytes:
+    """A safetensors file's bytes with its JSON header's keys sorted: safetensors writes the metadata
+    in hash-map order, which changes from run to run, so the same weights would get another sha256
+    at each export. Same tensors, offsets and metadata; the header padded to 8 bytes as safetensors does."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8: 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n:]
 
 
 def read_header(path: str | Path) -> tuple[str, dict[str, Any], dict[str, str]]:

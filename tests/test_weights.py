@@ -42,6 +42,24 @@ def test_save_load_gives_identical_outputs(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_the_same_weights_always_make_the_same_file(tmp_path):
+    """safetensors writes its metadata in hash-map order; save_model sorts it, so that an export of
+    the same weights has the same sha256 (metadata given in any order, and in other processes)."""
+    from safetensors import safe_open
+
+    model = get_model("tiny-test")
+    meta = {f"deepsep.k{i}": str(i) for i in range(12)}
+    paths = [save_model(model, tmp_path / f"{i}.safetensors", dict(items))
+             for i, items in enumerate([meta.items(), reversed(meta.items()), sorted(meta.items(), key=hash)])]
+    assert len({p.read_bytes() for p in paths}) == 1
+    head = paths[0].read_bytes()
+    assert (8 + int.from_bytes(head[:8], "little")) % 8 == 0  # tensors start aligned, as safetensors writes them
+    with safe_open(str(paths[0]), framework="pt") as f:
+        assert {k: v for k, v in (f.metadata() or {}).items() if k in meta} == meta
+    loaded = load_model(paths[0])
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
 def test_bundled_model_is_verified_and_tampering_refused(tmp_path, monkeypatch):
     path = save_model(get_model("tiny-test"), tmp_path / "voice-x.safetensors")
     monkeypatch.setenv("DEEPSEP_MANIFEST", str(_manifest(tmp_path, [_entry("voice-x", path)], {"vx": "voice-x"})))
