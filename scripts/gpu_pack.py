@@ -14,9 +14,11 @@ image lacks:
   vocals (12 MB) and, with ``--eif-mb``, whole eif songs up to that size but ``Sodium``, the
   held-out song (``music/eif-train/``).
 
-The working tree is 45 MB, 38 of them the two voice U-Nets' weights; a music call has room only
-without them: ``git rm -q --cached deepsep/pretrained/voice*unet.safetensors`` and list them in
-``.git/info/exclude`` for the call, then ``git reset -q`` and remove those lines.
+The working tree is 68 MB, 59 of them the three voice U-Nets' weights, so no call has room for
+all of it: the script ends by summing what would travel and, over 64 MiB, says which weights to
+leave behind for the call (``git rm -q --cached`` them and list them in ``.git/info/exclude``, then
+``git reset -q`` and remove those lines): a voice stage needs only ``voice16-unet``, a music stage
+only ``music-4stem``.
 
     python scripts/gpu_pack.py --speech-mb 27 --noise-mb 11
     python scripts/gpu_pack.py --speech-mb 20 --noise-mb 8 --narrow-mb 5  # the same 38 MB
@@ -40,6 +42,34 @@ MUSIC = Path("..") / "shared" / "data" / "music"
 HELD_OUT = "Sodium"  # the eif song no music run trains on
 #: the packages training imports that the GPU machine's image lacks (soundfile needs cffi)
 WHEELS = ["soundfile", "soxr", "pyroomacoustics", "auraloss", "cffi", "pycparser"]
+#: what a call takes to the GPU machine: tracked and untracked-not-ignored files, and carried paths
+LIMIT = 64 * 2**20
+#: the bundled weights a task's stage starts from; the others may stay behind for the call
+NEEDED = {"voice": {"voice16-unet.safetensors"}, "music": {"music-4stem.safetensors"}}
+
+
+def travelling(out: Path) -> tuple[int, int]:
+    """(bytes of the working tree that travels, outside ``out``; bytes of ``out``)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    tree = sum(p.stat().st_size for p in map(Path, filter(None, listed))
+               if p.is_file() and not p.resolve().is_relative_to(out.resolve()))
+    return tree, sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+
+
+def check_size(out: Path, task: str) -> None:
+    """Exit with what to leave behind when the tree and the pack are over the call's limit."""
+    tree, pack = travelling(out)
+    mib = 2**20
+    print(f"a call takes {(tree + pack) / mib:.1f} MiB (tree {tree / mib:.1f}, {out} {pack / mib:.1f}) "
+          f"of {LIMIT / mib:.0f}", file=sys.stderr)
+    if tree + pack <= LIMIT:
+        return
+    spare = sorted(str(p) for p in Path("deepsep/pretrained").glob("*.safetensors") if p.name not in NEEDED[task])
+    names = " ".join(spare)
+    sys.exit(f"over the limit: leave behind the weights a {task} stage does not need, for the call only: "
+             f"git rm -q --cached {names} && printf '%s\\n' {names} >> .git/info/exclude "
+             "(afterwards: git reset -q, and remove those lines), or pack less")
 
 
 def trimmed_copy(src: Path, dst: Path, budget: float) -> float:
@@ -122,8 +152,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "--python-version", args.python_version, "--implementation", "cp", *plat,
                     "-d", str(out / "whl"), *WHEELS], check=True)
-    mb = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
-    print(f"{out}: {mb:.1f} MB", file=sys.stderr)
+    check_size(out, args.task)
 
 
 if __name__ == "__main__":
