@@ -13,8 +13,9 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ class AudioInfo:
 
 class AudioReader:
     """Reads a file block by block; checks that samples are finite. ``warnings``: what a user
-    should know about the file that does not stop it (a truncated WAV)."""
+    should know about the file that does not stop it (a truncated file, filled once its blocks are read)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -77,11 +78,12 @@ class AudioReader:
         if self.path.stat().st_size == 0:
             raise AudioError(f"{self.path}: empty file")
         self._sf: sf.SoundFile | None = None
+        self._ffmpeg_promised: int | None = None  # the frames ffprobe's duration promises (ffmpeg path)
         try:
-            self._sf = sf.SoundFile(str(self.path))
+            self._sf = sf.SoundFile(sf_name(self.path))
             self.info = AudioInfo(self._sf.samplerate, self._sf.channels, self._sf.frames)
         except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            self.info = _ffprobe(self.path, e)
+            self.info, self._ffmpeg_promised = _ffprobe(self.path, e)
         if self.info.channels < 1 or self.info.sample_rate < 1:
             raise AudioError(f"{self.path}: no audio stream")
         if self.info.frames == 0:
@@ -89,13 +91,21 @@ class AudioReader:
         self.warnings: list[str] = []
         promised = wav_promised_frames(self.path)
         if promised and self.info.frames is not None and promised > self.info.frames:
-            sr = self.info.sample_rate
-            self.warnings.append(f"{self.path}: truncated: its header promises {promised / sr:.2f} s, the file holds "
-                                 f"{self.info.frames / sr:.2f} s; separating what is there")
+            self._warn_truncated(promised, self.info.frames)
+
+    def _warn_truncated(self, promised: int, held: int, reason: str | None = None) -> None:
+        """The one warning of every truncated input (a WAV, whose header libsndfile corrects before
+        reading; an MP3 or FLAC whose decoder stops short; a file ffmpeg decodes in part)."""
+        sr = self.info.sample_rate
+        how = f"the file holds {held / sr:.2f} s" if reason is None else f"decoding stops at {held / sr:.2f} s ({reason})"
+        self.warnings.append(f"{self.path}: truncated{'' if reason is None else ' or damaged'}: its header promises "
+                             f"{promised / sr:.2f} s, {how}; separating what is there")
 
     def blocks(self, frames: int) -> Iterator[np.ndarray]:
-        """Yield (channels, n) float32 blocks of at most ``frames`` samples each."""
-        source = self._sf_blocks(frames) if self._sf is not None else _ffmpeg_blocks(self.path, self.info, frames)
+        """Yield (channels, n) float32 blocks of at most ``frames`` samples each: only samples the
+        decoder returned. When it stops short of the length the header promised, the signal ends
+        there, with a warning (see :meth:`_warn_truncated`), and ``info.frames`` becomes what was read."""
+        source = self._sf_blocks(frames) if self._sf is not None else self._ffmpeg_checked_blocks(frames)
         position = 0
         for block in source:
             if not np.isfinite(block).all():
@@ -108,12 +118,41 @@ class AudioReader:
             raise AudioError(f"{self.path}: the audio is empty (0 samples)")
 
     def _sf_blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """libsndfile's blocks, as many frames each as its reads return (``SoundFile.blocks`` yields
+        whole blocks, stale buffer contents included, when a truncated MP3 decodes fewer frames than
+        the header promised); reading stops at a short read or a decoder error."""
         assert self._sf is not None
-        try:
-            for block in self._sf.blocks(blocksize=frames, dtype="float32", always_2d=True):
-                yield np.ascontiguousarray(block.T)
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise AudioError(f"{self.path}: cannot decode ({e})") from None
+        buffer = np.empty((frames, self.info.channels), dtype=np.float32)
+        read, error = 0, None
+        while error is None:
+            n, error = _decode_into(self._sf, buffer)
+            if n:
+                yield buffer[:n].T.copy()  # a copy: the buffer is reused
+            read += n
+            if n < frames:
+                break
+        self._ended(read, error)
+
+    def _ended(self, read: int, error: str | None) -> None:
+        """After libsndfile's last read: ``read`` frames in all, ``error`` the decoder's (a truncated
+        FLAC: 'lost sync' where its data ends). Nothing read and an error: the file cannot be decoded;
+        fewer frames than promised: the truncated file's warning, and ``info.frames`` what was read."""
+        promised = self.info.frames
+        if read == 0 and (error is not None or promised):
+            sr = self.info.sample_rate
+            raise AudioError(f"{self.path}: cannot decode ({error or 'nothing decodes'}"
+                             + (f"; its header promises {promised / sr:.2f} s)" if promised else ")"))
+        if promised is not None and 0 < read < promised:
+            self._warn_truncated(promised, read, error)
+            self.info = replace(self.info, frames=read)
+
+    def _ffmpeg_checked_blocks(self, frames: int) -> Iterator[np.ndarray]:
+        """ffmpeg's blocks; when it reported decoding errors and stopped short of ffprobe's duration
+        (a truncated m4a), the truncated file's warning."""
+        read, complaint = yield from _ffmpeg_blocks(self.path, self.info, frames)
+        promised = self._ffmpeg_promised
+        if complaint and promised and 0 < read < FFMPEG_SHORT * promised:
+            self._warn_truncated(promised, read, complaint)
 
     def close(self) -> None:
         if self._sf is not None:
@@ -124,6 +163,26 @@ class AudioReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sf_name(path: str | Path) -> str | bytes:
+    """``path`` as libsndfile's binding should open it: bytes on POSIX, so that a name that is not valid
+    UTF-8 (whose undecodable bytes Python holds as surrogates, which the binding cannot encode) opens
+    as the file system stores it; on Windows, whose names are Unicode, the string."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
+def _decode_into(f: sf.SoundFile, out: np.ndarray) -> tuple[int, str | None]:
+    """Decode up to ``len(out)`` frames of ``f`` into ``out`` (frames, channels) float32: (the frames
+    decoded, libsndfile's error or None). libsndfile's own call, as ``SoundFile.read`` makes it, but
+    without what ``read`` adds: it raises on a decoder error, losing the count of frames the same call
+    did decode (a truncated FLAC), and seeks after every read, which fails at that point too."""
+    n = int(sf._snd.sf_readf_float(f._file, sf._ffi.from_buffer("float[]", out), len(out)))
+    code = sf._snd.sf_error(f._file)
+    if not code:
+        return n, None
+    message = sf._ffi.string(sf._snd.sf_error_number(code)).decode(errors="replace")
+    return max(n, 0), re.sub(r"^Error\s*:\s*", "", message).rstrip(".") or f"libsndfile error {code}"
 
 
 def wav_promised_frames(path: Path) -> int | None:
@@ -151,10 +210,14 @@ def wav_promised_frames(path: Path) -> int | None:
 
 #: containers libsndfile does not read and ffmpeg does
 FFMPEG_SUFFIXES = {".m4a", ".mp4", ".aac", ".alac", ".wma", ".webm", ".mkv", ".mka", ".mov", ".ac3", ".amr"}
+#: ffmpeg's decoding counts as stopping short when it complained and gave less than this part of
+#: ffprobe's duration (which codecs' priming and bitrate estimates make approximate)
+FFMPEG_SHORT = 0.99
 
 
-def _ffprobe(path: Path, sf_error: Exception) -> AudioInfo:
-    """Stream info through ffprobe, for formats libsndfile does not read (m4a, mp4, ...)."""
+def _ffprobe(path: Path, sf_error: Exception) -> tuple[AudioInfo, int | None]:
+    """Stream info through ffprobe, for formats libsndfile does not read (m4a, mp4, ...), and the
+    frames its duration promises (None when it gives none); ``frames`` is None: not exact."""
     if shutil.which("ffprobe") is None:
         if path.suffix.lower() in FFMPEG_SUFFIXES:
             raise AudioError(f"{path}: reading {path.suffix.lower()} files needs ffmpeg, which is not installed "
@@ -168,28 +231,42 @@ def _ffprobe(path: Path, sf_error: Exception) -> AudioInfo:
     if not streams:
         raise AudioError(f"{path}: not a readable audio file (neither libsndfile nor ffmpeg can decode it)")
     s = streams[0]
-    return AudioInfo(int(s.get("sample_rate", 0)), int(s.get("channels", 0)), None)
+    info = AudioInfo(int(s.get("sample_rate", 0)), int(s.get("channels", 0)), None)
+    try:
+        promised = round(float(s["duration"]) * info.sample_rate) or None
+    except (KeyError, TypeError, ValueError):  # absent, or "N/A"
+        promised = None
+    return info, promised
 
 
-def _ffmpeg_blocks(path: Path, info: AudioInfo, frames: int) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(path: Path, info: AudioInfo, frames: int) -> Generator[np.ndarray, None, tuple[int, str | None]]:
+    """ffmpeg's decoded blocks; returns (frames decoded, the first line of what ffmpeg complained
+    of, or None). Its messages go to a temporary file, not a pipe that could fill while we read."""
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
            "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(info.channels), "-ar", str(info.sample_rate), "pipe:1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    step = frames * info.channels * 4
-    try:
-        while True:
-            data = proc.stdout.read(step)
-            if not data:
-                break
-            usable = len(data) - len(data) % (4 * info.channels)
-            yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, info.channels).T.copy()
-        if proc.wait() != 0:
-            raise AudioError(f"{path}: ffmpeg cannot decode it ({_first_line(proc.stderr.read().decode(errors='replace'))})")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with tempfile.TemporaryFile() as messages:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=messages)
+        assert proc.stdout is not None
+        step, read = frames * info.channels * 4, 0
+        try:
+            while True:
+                data = proc.stdout.read(step)
+                if not data:
+                    break
+                usable = len(data) - len(data) % (4 * info.channels)
+                read += usable // (4 * info.channels)
+                yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, info.channels).T.copy()
+            returncode = proc.wait()
+            messages.seek(0)
+            complaint = messages.read().decode(errors="replace").strip()
+            if returncode != 0:
+                raise AudioError(f"{path}: ffmpeg cannot decode it ({_first_line(complaint)})")
+            return read, _first_line(complaint) if complaint else None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
 
 
 def _first_line(e: object) -> str:
@@ -293,7 +370,7 @@ class StemWriter:
         self.tmp = self.partial.with_name(self.partial.name + ".w64")
         self.tmp.touch()  # an unwritable folder raises OSError with its reason here, not libsndfile's "System error"
         try:
-            self._f = sf.SoundFile(str(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
+            self._f = sf.SoundFile(sf_name(self.tmp), "w", sample_rate, channels, subtype="FLOAT", format="W64")
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
@@ -316,8 +393,8 @@ class StemWriter:
         resampler = StreamResampler(self.sample_rate, rate, self.channels) if rate != self.sample_rate else None
         extra = {"compression_level": MP3_LEVELS[mp3_bitrate], "bitrate_mode": "CONSTANT"} if major == "MP3" else {}
         lossy = major in ("MP3", "OGG")
-        with sf.SoundFile(str(self.tmp)) as src, sf.SoundFile(
-            str(self.partial), "w", rate, self.channels, subtype=subtype, format=major, **extra
+        with sf.SoundFile(sf_name(self.tmp)) as src, sf.SoundFile(
+            sf_name(self.partial), "w", rate, self.channels, subtype=subtype, format=major, **extra
         ) as dst:
             left = frames
             while left > 0:
