@@ -86,7 +86,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--input", "input_dir", metavar="DIR", help="Separate every audio file in DIR ('custom' means ./input).")
+@click.option("--input", "input_dir", metavar="DIR",
+              help="Separate every audio file in DIR ('custom' means ./input unless a folder ./custom exists).")
 @click.option("-m", "--model", "model_name", metavar="NAME",
               help="Model name, alias or .safetensors file (see `deepsep models`).")
 @click.option("--trust-local", is_flag=True,
@@ -181,7 +182,7 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
         out_dir = output_root(out_dir, output)
         # with --cluster, the driver's: the models are loaded here (on the CPU) only to check the options
         engine = engine_options("cpu" if cluster else device, segment, overlap, batch_size, shifts, threads)
-        batch, dropped = plan_inputs(input_files(paths, input_dir), output)
+        batch, dropped = plan_inputs(input_files(paths, input_dir, None if suffix is not None else out_dir), output)
         manifest = load_manifest()
         models = ModelCache(model_name or manifest.default, engine.device, manifest, trust_local)
         for model in models.preload(path for path, _ in batch).values():  # every model the files need, once

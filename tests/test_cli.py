@@ -351,11 +351,11 @@ def test_duplicate_track_names_do_not_overwrite(tmp_path, write_audio):
     b = write_audio("y/song.flac")
     res = run("separate", str(a), str(b), "-m", "tiny-test", "-o", str(tmp_path / "o"))
     assert res.exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["song", "song_flac"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["song_flac", "song_wav"]
     c = write_audio("z/song.flac")  # a third one gets a name of its own too
     res = run("separate", str(a), str(b), str(c), "-m", "tiny-test", "-o", str(tmp_path / "p"))
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["song", "song_flac", "song_flac_2"]
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["song_flac_y", "song_flac_z", "song_wav"]
 
 
 def error_lines(res) -> list[str]:
@@ -465,13 +465,15 @@ def test_suffix_writes_one_stem_beside_the_input(tmp_path, write_audio, monkeypa
     noise, _ = read(call.parent / "call_clean.flac")
     assert np.abs(clean + noise - read(call)[0]).max() < 1e-3  # --stems picked the noise
     assert (call.parent / "call_clean.png").is_file()
-    # a folder run again: earlier outputs are not taken for inputs, the others are skipped
+    # a folder run again: earlier outputs are not taken for inputs; call.flac, whose name call.wav now
+    # shares, is separated again under its longer name
     write_audio("in/call.wav", seconds=0.5)  # same name, other format: a name of its own
     res = run("separate", str(call.parent), "-m", "tiny-test", "--suffix", "_clean", "--skip-existing")
     assert res.exit_code == 0, res.output
     assert "warning: 2 input(s) named like the --suffix output of another input" in res.output, res.output
     assert sorted(p.name for p in call.parent.iterdir()) == [
-        "call.flac", "call.wav", "call_clean.flac", "call_clean.png", "call_clean.wav", "call_wav_clean.wav"]
+        "call.flac", "call.wav", "call_clean.flac", "call_clean.png", "call_clean.wav", "call_flac_clean.wav",
+        "call_wav_clean.wav"]
     song = write_audio("song.wav", sample_rate=44100, channels=2)
     res = run("separate", str(song), "-m", "tiny-test-music", "--suffix", "_vocals", "--two-stems", "vocals", "-q")
     assert res.exit_code == 0 and sf.info(str(tmp_path / "song_vocals.wav")).channels == 2
