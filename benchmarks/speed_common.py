@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from deepsep.models.bag import default_segments
 from deepsep.models.base import SeparationModel
 from deepsep.options import EngineOptions
 from deepsep.pipeline import separate_array
@@ -40,7 +41,7 @@ def time_separation(model: SeparationModel, wav: torch.Tensor, args: argparse.Na
     audio = wav.shape[-1] / model.sample_rate
     return out, {
         "params": sum(p.numel() for p in model.parameters()),
-        "segment_s": args.segment or model.default_segment, "overlap": args.overlap, "shifts": args.shifts,
+        "segment_s": args.segment or default_segments(model), "overlap": args.overlap, "shifts": args.shifts,
         "threads": args.threads,
         "audio_s": audio, "time_s": round(best, 2), "rtf": round(best / audio, 3), "x_realtime": round(audio / best, 1),
     }

@@ -14,6 +14,10 @@ With ``shifts = N > 1`` each segment is separated N times, delayed by N offsets 
 the model's frame stride (the "shift trick" of Demucs, here within one frame: the model's STFT or
 encoder frames fall differently each time), and the N results are averaged. The delayed copies
 start with their delay in zeros (less than one frame), the one exception to "never padded".
+
+A :class:`~deepsep.models.bag.ModelBag` (an ensemble) is separated by a :class:`BagSeparator`: one
+streaming separator per member, each with its own default segment, their stems averaged with the
+bag's weights as they become final (:func:`streaming_separator` picks the right one).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 
 from .channels import from_groups, to_groups
 from .errors import DeepsepError
+from .models.bag import ModelBag
 from .models.base import SeparationModel
 
 ProgressFn = Callable[[int], None]
@@ -215,9 +220,50 @@ class StreamingSeparator:
         return from_groups(torch.cat(outs, dim=-1), self.channels)
 
 
+class BagSeparator:
+    """A :class:`ModelBag` separated as a stream: a :class:`StreamingSeparator` per member (the same
+    settings, each member's own default segment unless ``segment`` is given), whose stems are
+    averaged with the bag's weights as far as every member has finished them. ``push`` and
+    ``flush`` behave as :class:`StreamingSeparator`'s; ``progress`` sees the samples finished."""
+
+    def __init__(self, bag: ModelBag, channels: int, *, progress: ProgressFn | None = None, **settings: Any):
+        self.weights = bag.weights
+        self.parts = [StreamingSeparator(m, channels, **settings) for m in bag.members]
+        self.progress = progress
+        self._pending = [torch.zeros(len(bag.sources), channels, 0) for _ in self.parts]
+
+    def _combine(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        """Add each member's new stems (sources, channels, n_i) to its pending ones; return the
+        weighted sum over the samples all members have finished."""
+        self._pending = [torch.cat([p, o], dim=-1) for p, o in zip(self._pending, outs)]
+        n = min(p.shape[-1] for p in self._pending)
+        out = sum(w * p[..., :n] for w, p in zip(self.weights, self._pending))
+        self._pending = [p[..., n:] for p in self._pending]
+        if self.progress and n:
+            self.progress(n)
+        assert isinstance(out, torch.Tensor)
+        return out
+
+    def push(self, block: torch.Tensor) -> torch.Tensor:
+        """Add ``(channels, n)`` samples; return the stems that are now final, (sources, channels, n')."""
+        return self._combine([p.push(block) for p in self.parts])
+
+    def flush(self) -> torch.Tensor:
+        """End the signal; return the remaining stems."""
+        return self._combine([p.flush() for p in self.parts])
+
+
+def streaming_separator(model: SeparationModel, channels: int, **settings: Any) -> StreamingSeparator | BagSeparator:
+    """The streaming separator for ``model``: a :class:`BagSeparator` for an ensemble, else a
+    :class:`StreamingSeparator`; ``settings`` are their keyword options."""
+    if isinstance(model, ModelBag):
+        return BagSeparator(model, channels, **settings)
+    return StreamingSeparator(model, channels, **settings)
+
+
 def separate(model: SeparationModel, wav: torch.Tensor, **settings: Any) -> torch.Tensor:
     """Separate ``wav`` (channels, time), at the model's sample rate, into (sources, channels, time):
-    a :class:`StreamingSeparator` fed with one block. ``settings``: its keyword options
-    (``segment``, ``overlap``, ``batch_size``, ``shifts``, ``device``, ``progress``)."""
-    sep = StreamingSeparator(model, wav.shape[0], **settings)
+    a streaming separator (:func:`streaming_separator`) fed with one block. ``settings``: its keyword
+    options (``segment``, ``overlap``, ``batch_size``, ``shifts``, ``device``, ``progress``)."""
+    sep = streaming_separator(model, wav.shape[0], **settings)
     return torch.cat([sep.push(wav), sep.flush()], dim=-1)

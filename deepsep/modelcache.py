@@ -14,7 +14,7 @@ import torch
 from .dsp import content_rate
 from .inputs import input_content_rate, input_rate
 from .models.base import SeparationModel
-from .weights import Manifest, alias_for_rate, load_resolved, resolve
+from .weights import Manifest, alias_for_rate, load_bag, load_resolved, resolve
 
 
 class ModelCache:
@@ -43,6 +43,8 @@ class ModelCache:
     def model(self, name: str) -> SeparationModel:
         """The concrete model ``name``, loaded on first use."""
         with self._lock:
+            if name not in self.loaded and name in self.manifest.bags:
+                self.loaded[name] = load_bag(self.manifest.bags[name], self.manifest, self.device)
             if name not in self.loaded:
                 res = resolve(name, self.manifest, trust_local=self.trust_local)
                 if res.origin == "unchecked file" and res.path is not None:

@@ -50,14 +50,26 @@ def _metrics_text(metrics: dict[str, Any]) -> str:
 
 def model_rows(manifest: Manifest) -> list[dict[str, Any]]:
     rows = []
+    checked = {name: entry_status(manifest, entry) for name, entry in manifest.entries.items()}
     for entry in manifest.entries.values():
-        origin, status = entry_status(manifest, entry)
+        origin, status = checked[entry.name]
         rows.append({
             "name": entry.name, "task": entry.task, "arch": entry.arch, "sources": list(entry.sources),
             "sample_rate": entry.sample_rate, "channels": entry.channels, "size": entry.size,
             "origin": origin, "status": status, "metrics": _metrics_text(entry.metrics),
             "default": entry.name in manifest.targets(manifest.default),
             "aliases": sorted(a for a in [*manifest.aliases, *manifest.rate_aliases] if entry.name in manifest.targets(a)),
+        })
+    for bag in manifest.bags.values():
+        first = manifest.entries[bag.members[0]]
+        statuses = {checked[m][1] for m in bag.members}
+        rows.append({
+            "name": bag.name, "task": first.task, "arch": "bag", "sources": list(first.sources),
+            "sample_rate": first.sample_rate, "channels": first.channels, "size": 0,
+            "origin": "ensemble of " + " + ".join(f"{w:g} x {m}" for m, w in zip(bag.members, bag.weights)),
+            "status": ", ".join(sorted(statuses)), "metrics": _metrics_text(bag.metrics),
+            "default": bag.name in manifest.targets(manifest.default),
+            "aliases": sorted(a for a in [*manifest.aliases, *manifest.rate_aliases] if bag.name in manifest.targets(a)),
         })
     for name, (arch, config, _) in TEST_MODELS.items():
         rows.append({

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .audio import AudioInfo, AudioReader, Fifo, StemWriter, StreamResampler
-from .engine import StreamingSeparator
+from .engine import streaming_separator
 from .errors import AudioError
 from .models.base import SeparationModel
 from .options import DEFAULT_ENGINE, EngineOptions, ProgressFn
@@ -95,7 +95,7 @@ def stream(
     n_src = len(model.sources)
     to_model = StreamResampler(info.sample_rate, model.sample_rate, info.channels)
     from_model = StreamResampler(model.sample_rate, info.sample_rate, n_src * info.channels)
-    sep = StreamingSeparator(
+    sep = streaming_separator(
         model, info.channels, segment=engine.segment, overlap=engine.overlap,
         batch_size=engine.batch_size, shifts=engine.shifts, device=engine.device,
     )

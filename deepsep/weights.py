@@ -4,7 +4,9 @@ A model name resolves, in this order, to
 1. a local ``.safetensors`` file (a path the user gives),
 2. a test model (random weights, fixed seed; for tests and for trying the pipeline),
 3. a manifest entry (or alias): its file bundled in the package, else its Hugging Face Hub
-   file through ``huggingface_hub`` (its cache and offline mode, ``HF_HUB_OFFLINE=1``).
+   file through ``huggingface_hub`` (its cache and offline mode, ``HF_HUB_OFFLINE=1``),
+4. a manifest bag (``bags``): an ensemble of manifest models whose stems are averaged with fixed
+   weights (:class:`~deepsep.models.bag.ModelBag`), each member resolved and checked as above.
 An alias is a model name, or a list of rules that picks a model by the input's sample rate,
 e.g. ``[{"max_rate": 8000, "model": "voice-convtasnet"}, {"model": "voice16-unet"}]``: the first
 rule whose ``max_rate`` is absent or at least the rate wins (see :meth:`Manifest.alias_for_rate`).
@@ -27,6 +29,7 @@ import torch
 
 from . import modelfile
 from .errors import ModelError
+from .models.bag import ModelBag
 from .models.base import SeparationModel
 from .registry import build_model
 
@@ -78,6 +81,37 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
+class BagEntry:
+    """An ensemble as ``weights_manifest.json`` lists it under ``bags``: manifest models (``members``,
+    of one sample rate, channel count and sources) whose stems are averaged with ``weights``."""
+
+    name: str
+    members: tuple[str, ...]
+    weights: tuple[float, ...]
+    description: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _bag_entry(name: str, value: Any, entries: dict[str, ManifestEntry]) -> BagEntry:
+    """A manifest's bag, checked: {"members": [{"model": NAME, "weight": W}, ...]} with two or more
+    of its models (no alias, no bag), positive weights, and one rate, channel count and set of sources."""
+    members = value.get("members") if isinstance(value, dict) else None
+    if not (isinstance(members, list) and len(members) >= 2 and all(
+            isinstance(m, dict) and isinstance(m.get("model"), str) and isinstance(m.get("weight"), (int, float))
+            and not isinstance(m.get("weight"), bool) and m["weight"] > 0 for m in members)):
+        raise ModelError(f"weights manifest: bag {name!r} must have two or more members "
+                         f'{{"model": NAME, "weight": W > 0}}, not {json.dumps(value)}')
+    unknown = [m["model"] for m in members if m["model"] not in entries]
+    if unknown:
+        raise ModelError(f"weights manifest: bag {name!r}: {', '.join(unknown)} is not a model of the manifest")
+    kinds = {(entries[m["model"]].sample_rate, entries[m["model"]].channels, entries[m["model"]].sources) for m in members}
+    if len(kinds) > 1:
+        raise ModelError(f"weights manifest: bag {name!r}: its members differ in sample rate, channels or sources")
+    return BagEntry(name, tuple(m["model"] for m in members), tuple(float(m["weight"]) for m in members),
+                    value.get("description", ""), dict(value.get("metrics", {})))
+
+
+@dataclass(frozen=True)
 class AliasRule:
     """One rule of a rate-dependent alias: ``model`` serves inputs up to ``max_rate`` Hz (None: any)."""
 
@@ -114,6 +148,7 @@ class Manifest:
     default: str
     path: Path | None
     rate_aliases: dict[str, tuple[AliasRule, ...]] = field(default_factory=dict)  # picked by sample rate
+    bags: dict[str, BagEntry] = field(default_factory=dict)  # ensembles of entries
 
     def alias_for_rate(self, name: str, rate: int | None = None) -> str:
         """The model name that ``name`` stands for at an input sample rate; other names as they are.
@@ -144,8 +179,14 @@ class Manifest:
     def _model_rate(self, name: str, rate: int) -> int:
         """The sample rate of the model that ``name`` picks at ``rate`` (the rate itself where that
         model is not in the manifest, so that the finer choice wins)."""
-        entry = self.lookup(name, rate)
-        return entry.sample_rate if entry is not None else rate
+        return self.sample_rate_of(self.alias_for_rate(name, rate)) or rate
+
+    def sample_rate_of(self, name: str) -> int | None:
+        """The sample rate of a manifest model or bag (None for other names)."""
+        if name in self.bags:
+            name = self.bags[name].members[0]
+        entry = self.entries.get(name)
+        return entry.sample_rate if entry is not None else None
 
     def describe_alias(self, name: str) -> str:
         """'voice-convtasnet (<= 8000 Hz or content below 4000 Hz), voice16-unet (above)'."""
@@ -155,8 +196,7 @@ class Manifest:
         def limit(rule: AliasRule) -> str:  # content picks the rule only for a model of a lower rate (pick_rate)
             if rule.max_rate is None:
                 return "above"
-            entry = self.entries.get(rule.model)
-            lower = (entry.sample_rate if entry else rule.max_rate) < top
+            lower = (self.sample_rate_of(rule.model) or rule.max_rate) < top
             return f"<= {rule.max_rate} Hz" + (f" or content below {rule.max_rate // 2} Hz" if lower else "")
         return ", ".join(f"{r.model} ({limit(r)})" for r in rules)
 
@@ -197,7 +237,8 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     aliases = dict(raw.get("aliases", {}))
     plain = {a: v for a, v in aliases.items() if isinstance(v, str)}
     rules = {a: _alias_rules(a, v) for a, v in aliases.items() if not isinstance(v, str)}
-    return Manifest(entries, plain, raw.get("default", ""), path, rules)
+    bags = {name: _bag_entry(name, v, entries) for name, v in raw.get("bags", {}).items()}
+    return Manifest(entries, plain, raw.get("default", ""), path, rules, bags)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -299,8 +340,10 @@ def resolve(name: str, manifest: Manifest | None = None, download: bool = True, 
         return Resolved(name, "test", None, None)
     manifest = manifest or load_manifest()
     entry = manifest.lookup(name, rate)
+    if entry is None and manifest.alias_for_rate(name, rate) in manifest.bags:
+        raise ModelError(f"{name!r} is an ensemble of several models' files, not one file: load it with get_model")
     if entry is None:
-        known = sorted([*manifest.entries, *manifest.aliases, *manifest.rate_aliases, *TEST_MODELS])
+        known = sorted([*manifest.entries, *manifest.aliases, *manifest.rate_aliases, *manifest.bags, *TEST_MODELS])
         raise ModelError(f"unknown model {name!r} (available: {', '.join(known) or 'none'}; see `deepsep models`)")
     bundled = manifest.bundled_path(entry)
     if bundled.is_file():
@@ -322,8 +365,20 @@ def get_model(
     name: str, device: str | torch.device = "cpu", manifest: Manifest | None = None, rate: int | None = None,
     trust_local: bool = False,
 ) -> SeparationModel:
-    """A ready model (eval mode, on ``device``) from a name or path; see :func:`resolve`."""
+    """A ready model (eval mode, on ``device``) from a name or path; see :func:`resolve` (a bag: a
+    :class:`~deepsep.models.bag.ModelBag` of its members, each resolved so)."""
+    if not (is_model_path(name) or name in TEST_MODELS):
+        manifest = manifest or load_manifest()
+        bag = manifest.bags.get(manifest.alias_for_rate(name, rate))
+        if bag is not None:
+            return load_bag(bag, manifest, device)
     return load_resolved(resolve(name, manifest, rate=rate, trust_local=trust_local), device)
+
+
+def load_bag(bag: BagEntry, manifest: Manifest, device: str | torch.device = "cpu") -> ModelBag:
+    """A manifest bag as a ready :class:`~deepsep.models.bag.ModelBag` (eval mode, on ``device``)."""
+    members = [load_resolved(resolve(m, manifest), device) for m in bag.members]
+    return ModelBag(members, bag.weights).to(device).eval()
 
 
 def load_model(name: str, device: str | torch.device = "cpu", sample_rate: int | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +32,20 @@ def run(*args: str):
 def _entry(name: str, rate: int, folder: Path, sources: tuple[str, ...] = ("voice", "noise")) -> dict:
     """A manifest entry for a tiny random model (voice/noise) at ``rate``, its file beside the manifest."""
     config = {"sample_rate": rate, "audio_channels": 1, "sources": list(sources)}
-    torch.manual_seed(rate)
+    torch.manual_seed(rate + zlib.crc32(name.encode()))  # two models of one rate differ
     path = save_model(build_model("tiny", config).eval(), folder / f"{name}.safetensors")
     return {"name": name, "task": "speech", "arch": "tiny", "config": config, "sample_rate": rate, "channels": 1,
             "sources": config["sources"], "file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
 
 
-def _use_manifest(tmp_path: Path, monkeypatch, aliases: dict, models: list[tuple]) -> Path:
-    """A manifest in force with ``aliases`` (the first is the default) and tiny models, each
-    ``(name, rate[, sources])``, in ``tmp_path/models``."""
+def _use_manifest(tmp_path: Path, monkeypatch, aliases: dict, models: list[tuple], bags: dict | None = None) -> Path:
+    """A manifest in force with ``aliases`` (the first is the default), ``bags`` and tiny models,
+    each ``(name, rate[, sources])``, in ``tmp_path/models``."""
     folder = tmp_path / "models"
     folder.mkdir()
     path = folder / "manifest.json"
     path.write_text(json.dumps({
-        "version": 1, "default": next(iter(aliases)), "aliases": aliases,
+        "version": 1, "default": next(iter(aliases)), "aliases": aliases, "bags": bags or {},
         "models": [_entry(name, rate, folder, *sources) for name, rate, *sources in models],
     }))
     monkeypatch.setenv("DEEPSEP_MANIFEST", str(path))
@@ -177,6 +178,42 @@ def test_eval_picks_by_dataset_rate(rate_manifest, tmp_path):
     _, info = load_eval_model("voice", None, "speech", "cpu", detect_items(tmp_path / "set16")[0])
     model, info8 = load_eval_model(None, None, "speech", "cpu", detect_items(tmp_path / "set8")[0])  # speech default: voice
     assert info["name"] == "voice-16k" and info8["name"] == "voice-8k" and model.sample_rate == 8000
+
+
+def test_an_alias_rule_can_pick_a_bag_whose_stems_are_its_members_weighted_average(tmp_path, write_audio, monkeypatch):
+    bags = {"duo16": {"members": [{"model": "voice-16k", "weight": 0.75}, {"model": "voice-16k-b", "weight": 0.25}]}}
+    _use_manifest(tmp_path, monkeypatch, {"voice": RULES[:1] + [{"model": "duo16"}]},
+                  [("voice-8k", 8000), ("voice-16k", 16000), ("voice-16k-b", 16000)], bags)
+    manifest = load_manifest()
+    assert manifest.alias_for_rate("voice", 16000) == "duo16" and manifest.sample_rate_of("duo16") == 16000
+    assert "duo16 (above)" in manifest.describe_alias("voice")
+    f = write_audio("talk.wav", 0.5, 16000)
+    res = run("separate", str(f), "-m", "voice", "-o", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    got = sf.read(str(tmp_path / "out" / "talk" / "voice.wav"), dtype="float32")[0]
+    x = sf.read(str(f), dtype="float32")[0]
+    from deepsep.api import separate_array
+    from deepsep.weights import get_model
+
+    want = sum(w * separate_array(get_model(m), x, 16000)["voice"] for m, w in (("voice-16k", 0.75), ("voice-16k-b", 0.25)))
+    np.testing.assert_allclose(got, want, atol=1e-4)  # the WAV's 16-bit rounding
+    rows = {r["name"]: r for r in json.loads(run("models", "--json").output)}
+    assert rows["duo16"]["origin"] == "ensemble of 0.75 x voice-16k + 0.25 x voice-16k-b"
+    assert rows["duo16"]["status"] == "verified" and rows["duo16"]["aliases"] == ["voice"]
+    with pytest.raises(ModelError, match="ensemble"):
+        resolve("duo16")  # no single file: get_model loads it
+
+
+@pytest.mark.parametrize("bag, match", [
+    ({"members": [{"model": "voice-16k", "weight": 1.0}]}, "two or more"),
+    ({"members": [{"model": "voice-16k", "weight": 1.0}, {"model": "nope", "weight": 1.0}]}, "nope is not a model"),
+    ({"members": [{"model": "voice-16k", "weight": 1.0}, {"model": "voice-8k", "weight": 1.0}]}, "differ in sample rate"),
+    ({"members": [{"model": "voice-16k", "weight": 0}, {"model": "voice-8k", "weight": 1.0}]}, "two or more"),
+])
+def test_bad_bags_are_refused(tmp_path, monkeypatch, bag, match):
+    path = _use_manifest(tmp_path, monkeypatch, {"voice": RULES}, [("voice-8k", 8000), ("voice-16k", 16000)], {"b": bag})
+    with pytest.raises(ModelError, match=f"bag 'b'.*{match}"):
+        load_manifest(path)
 
 
 def test_atten_lim_function():

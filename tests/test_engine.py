@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepsep.channels import from_groups, to_groups
-from deepsep.engine import StreamingSeparator, segment_window, separate, shift_offsets
+from deepsep.engine import StreamingSeparator, segment_window, separate, shift_offsets, streaming_separator
+from deepsep.models.bag import ModelBag
 from deepsep.models.base import ModelConfig, SeparationModel
 from deepsep.weights import get_model
 
@@ -53,6 +54,62 @@ def test_streaming_in_blocks_equals_one_call(length, block, batch, seed, shifts)
     sep = StreamingSeparator(model, 1, segment=0.05, overlap=0.3, batch_size=batch, shifts=shifts)
     parts = [sep.push(x[:, i : i + block]) for i in range(0, length, block)] + [sep.flush()]
     torch.testing.assert_close(torch.cat(parts, dim=-1), whole, atol=1e-5, rtol=1e-5)
+
+
+class Scaled(SeparationModel):
+    """Source i is the mixture times ``gains[i]`` (stems that sum to it when the gains do), with
+    its own default segment: members of a bag that finish their segments at different times."""
+
+    def __init__(self, gains: tuple[float, ...], default_segment: float):
+        super().__init__(ModelConfig(sample_rate=100, audio_channels=1, sources=("a", "b")))
+        self.gains, self.default_segment = gains, default_segment  # type: ignore[misc]
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        return torch.stack([g * mix for g in self.gains], dim=1)
+
+
+class SegmentMean(SeparationModel):
+    """Sources: the mixture minus its mean over the segment, and that mean: stems that depend on
+    where the engine cuts its segments (0.23 s by default)."""
+
+    default_segment = 0.23
+
+    def __init__(self) -> None:
+        super().__init__(ModelConfig(sample_rate=100, audio_channels=1, sources=("a", "b")))
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        mean = mix.mean(dim=-1, keepdim=True).expand_as(mix)
+        return torch.stack([mix - mean, mean], dim=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(length=st.integers(1, 900), block=st.integers(1, 300), seed=st.integers(0, 1000))
+def test_a_bag_streams_the_weighted_average_of_its_members_each_with_its_own_segment(length, block, seed):
+    members = [Scaled((0.9, 0.1), 0.37), Scaled((0.2, 0.8), 1.5), SegmentMean()]
+    bag = ModelBag(members, [2.0, 1.0, 1.0])
+    x = torch.randn(1, length, generator=torch.Generator().manual_seed(seed))
+    sep = streaming_separator(bag, 1, overlap=0.3)
+    parts = [sep.push(x[:, i : i + block]) for i in range(0, length, block)] + [sep.flush()]
+    got = torch.cat(parts, dim=-1)
+    want = sum(w * separate(m, x, overlap=0.3) for w, m in zip((0.5, 0.25, 0.25), members))
+    assert got.shape == (2, 1, length)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(separate(bag, x, overlap=0.3), got, atol=1e-5, rtol=1e-5)
+
+
+def test_a_bag_of_models_whose_stems_sum_to_the_mixture_keeps_them_so():
+    bag = ModelBag([Scaled((0.9, 0.1), 0.37), Scaled((0.3, 0.7), 1.5)], [0.6, 0.4])
+    x = torch.randn(2, 500)
+    torch.testing.assert_close(separate(bag, x).sum(dim=0), x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bag(x.unsqueeze(1)).sum(dim=1), x.unsqueeze(1), atol=1e-6, rtol=1e-6)
+
+
+def test_a_bag_refuses_members_that_do_not_agree():
+    other = Identity(ModelConfig(sample_rate=200, audio_channels=1, sources=("a", "b")))
+    with pytest.raises(ValueError, match="share sample rate"):
+        ModelBag([Scaled((1.0, 0.0), 1.0), other], [0.5, 0.5])
+    with pytest.raises(ValueError, match="positive"):
+        ModelBag([Scaled((1.0, 0.0), 1.0), Scaled((1.0, 0.0), 1.0)], [1.0, 0.0])
 
 
 def test_shift_offsets_spread_over_one_frame():

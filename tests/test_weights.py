@@ -159,4 +159,6 @@ def test_shipped_manifest_is_consistent():
     for alias, target in manifest.aliases.items():
         assert target in manifest.entries, alias
     for alias, rules in manifest.rate_aliases.items():  # rate-dependent aliases: every rule's model
-        assert all(rule.model in manifest.entries for rule in rules), alias
+        assert all(rule.model in manifest.entries or rule.model in manifest.bags for rule in rules), alias
+    for name, bag in manifest.bags.items():  # ensembles of the entries above, their weights summing to one
+        assert all(m in manifest.entries for m in bag.members) and abs(sum(bag.weights) - 1) < 1e-9, name

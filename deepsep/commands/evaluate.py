@@ -16,10 +16,11 @@ from ..console import THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError, UsageError
 from ..evaluation import EvalItem, EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
+from ..models.bag import default_segments
 from ..options import engine_options
 from ..paths import SETS_ENV, sets_root
 from ..perceptual import PESQ_MISSING, pesq_available
-from ..weights import get_model, load_manifest, load_resolved, resolve, sha256_file
+from ..weights import get_model, load_bag, load_manifest, load_resolved, resolve, sha256_file
 
 out = Console()
 
@@ -46,6 +47,10 @@ def load_eval_model(model_name: str | None, checkpoint: str | None, task: str, d
     rate = None
     if item is not None and name in manifest.rate_aliases:
         rate = manifest.pick_rate(name, mixture_rate(item), lambda: mixture_rate(item, content=True))
+    bag = manifest.bags.get(manifest.alias_for_rate(name, rate))
+    if bag is not None:
+        shas = ", ".join(f"{m} {manifest.entries[m].sha256}" for m in bag.members)
+        return load_bag(bag, manifest, device), {"name": bag.name, "origin": "bag", "sha256": shas, "path": ""}
     res = resolve(name, manifest, rate=rate, trust_local=trust_local)
     if res.origin == "unchecked file":
         warn(f"{res.path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
@@ -124,7 +129,7 @@ def evaluate_command(dataset, sets_dir, model_name, trust_local, checkpoint, bas
         "command": "deepsep " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "model": {**model_info, "arch_sources": list(model.sources), "sample_rate": model.sample_rate},
         "dataset": {"name": root.name, "path": str(root), "task": items[0].task, "items": len(items)},
-        "engine": {"segment": model.default_segment if segment is None else segment, "overlap": overlap,
+        "engine": {"segment": default_segments(model) if segment is None else segment, "overlap": overlap,
                    "batch_size": batch_size, "device": engine.device, "shifts": shifts},
         "excluded": result.excluded,
     }
