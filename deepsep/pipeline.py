@@ -154,16 +154,39 @@ def separate_to_arrays(
 
 def as_signal(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
     """``audio``, (time,) or (channels, time), numpy or torch, checked and as a contiguous float32
-    (channels, time) numpy array; an AudioError for an empty or non-numeric array, NaN or
-    infinite samples, or a sample rate below 1 Hz."""
-    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
-    if x.ndim not in (1, 2) or x.size == 0 or not np.issubdtype(x.dtype, np.number):
-        raise AudioError(f"audio must be a non-empty (time,) or (channels, time) array of numbers, not shape {x.shape}")
-    if not np.isfinite(x).all():
+    (channels, time) numpy array, integer samples scaled to [-1, 1) as a WAV file of their type
+    reads (int16 / 2**15, int32 / 2**31, uint8 (x - 128) / 128).
+
+    An AudioError, before any work, for an empty, non-numeric or complex array, one with more
+    channels than samples (soundfile's (time, channels): never transposed silently, since a short
+    signal of many channels would be ambiguous), NaN or infinite samples, or a sample rate that is
+    not a positive whole number of Hz (numpy integers and integral floats such as 16000.0 are).
+    """
+    if isinstance(audio, torch.Tensor):
+        tensor = audio.detach().cpu()
+        x = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()  # numpy has no bfloat16
+    else:
+        x = np.asarray(audio)
+    integer = np.issubdtype(x.dtype, np.integer)
+    if x.ndim not in (1, 2) or x.size == 0 or not (integer or np.issubdtype(x.dtype, np.floating)):
+        raise AudioError(f"audio must be a non-empty (time,) or (channels, time) array of real numbers, "
+                         f"not shape {x.shape} of {x.dtype}")
+    if x.ndim == 2 and x.shape[0] > x.shape[1]:
+        raise AudioError(f"audio of shape {x.shape} looks like (time, channels), with more channels than samples: "
+                         f"pass audio.T (deepsep takes (channels, time))")
+    if not integer and not np.isfinite(x).all():
         raise AudioError("audio holds NaN or infinite samples")
-    if sample_rate < 1:
-        raise AudioError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
-    return np.ascontiguousarray(x[None] if x.ndim == 1 else x, dtype=np.float32)
+    whole = isinstance(sample_rate, (int, np.integer)) or (
+        isinstance(sample_rate, (float, np.floating)) and float(sample_rate).is_integer())
+    if isinstance(sample_rate, bool) or not whole or sample_rate < 1:
+        raise AudioError(f"sample_rate must be a positive whole number of Hz, not {sample_rate!r}")
+    x = x[None] if x.ndim == 1 else x
+    if integer:  # to [-1, 1): the type's range is 2 * half wide, centred on offset (0 unless unsigned)
+        info = np.iinfo(x.dtype)
+        half = (int(info.max) - int(info.min) + 1) // 2
+        offset = int(info.min) + half
+        x = (x.astype(np.float32) - np.float32(offset)) / np.float32(half)
+    return np.ascontiguousarray(x, dtype=np.float32)
 
 
 def separate_signal(
@@ -171,13 +194,28 @@ def separate_signal(
     matrix: np.ndarray, engine: EngineOptions = DEFAULT_ENGINE,
 ) -> dict[str, np.ndarray | torch.Tensor]:
     """The stems ``names`` that ``matrix`` (stems, sources) makes of ``audio`` (see
-    :func:`separate_array`): {name: stem}, each shaped and typed like ``audio``."""
+    :func:`separate_array`): {name: stem}, each shaped and typed like ``audio`` (a tensor: its
+    dtype and device). The model computes in float32: integer stems are scaled back from [-1, 1),
+    rounded and clipped to the type's range."""
     x = as_signal(audio, sample_rate)
     stems = collect_stems(model, ArrayReader(x, int(sample_rate)), matrix, engine)
-    if np.ndim(audio) == 1:
-        stems = [stem[0] for stem in stems]
+    dtype: np.dtype
+    if isinstance(audio, torch.Tensor):  # numpy has no bfloat16: float32 here, the tensor's dtype below
+        dtype = np.dtype(np.float32) if audio.dtype == torch.bfloat16 else torch.empty(0, dtype=audio.dtype).numpy().dtype
+    else:
+        dtype = np.asarray(audio).dtype
+
+    def typed(stem: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(dtype, np.integer):
+            return stem.astype(dtype, copy=False)
+        info = np.iinfo(dtype)
+        half = (int(info.max) - int(info.min) + 1) // 2
+        top = float(info.max) if info.bits < 64 else np.nextafter(float(info.max), 0.0)  # 2**63 - 1 is no float64
+        return np.clip(np.rint(stem.astype(np.float64) * half + (int(info.min) + half)), info.min, top).astype(dtype)
+
+    stems = [typed(stem[0] if np.ndim(audio) == 1 else stem) for stem in stems]
     if isinstance(audio, torch.Tensor):
-        return {name: torch.from_numpy(stem) for name, stem in zip(names, stems)}
+        return {name: torch.from_numpy(stem).to(device=audio.device, dtype=audio.dtype) for name, stem in zip(names, stems)}
     return {name: stem for name, stem in zip(names, stems)}
 
 
@@ -186,10 +224,18 @@ def separate_array(
 ) -> dict[str, np.ndarray | torch.Tensor]:
     """Separate a signal in memory: {source: stem}, each shaped and typed like ``audio``.
 
-    ``audio``: (time,) or (channels, time), a numpy array or a torch tensor, at ``sample_rate``
-    Hz, any rate and channel count. The pipeline of :func:`~deepsep.separation.separate_file`
-    (resampling to the model's rate and back, fitting channels, overlapping segments, what the
-    model cannot hear to its last source), so the stems add up to ``audio``.
+    ``model``: a model (:func:`deepsep.load_model`); a TypeError for a name (a
+    :class:`deepsep.Separator` takes names). ``audio``: (time,) or (channels, time), a numpy
+    array or a torch tensor, float or integer (scaled to [-1, 1) for the model, as a WAV file of
+    its type reads), at ``sample_rate`` Hz, any rate and channel count. The pipeline of
+    :func:`~deepsep.separation.separate_file` (resampling to the model's rate and back, fitting
+    channels, overlapping segments, what the model cannot hear to its last source), so the stems
+    add up to ``audio``: float stems within float32 rounding (the model's precision), integer
+    stems (int16, uint8) only within 1 LSB per stem, since each is rounded to the type (int32: to
+    float32's precision, 2**-24 of full scale), unless one is clipped to the type's range.
     """
+    if not isinstance(model, SeparationModel):
+        raise TypeError(f"deepsep.separate takes a model from deepsep.load_model(name, sample_rate=...), not "
+                        f"{model!r}; for a model name, use deepsep.Separator(name).separate_tensor(audio, rate)")
     return separate_signal(model, audio, sample_rate, model.sources, np.eye(len(model.sources), dtype=np.float32),
                            engine)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,20 @@ from .modelcache import ModelCache
 from .models.base import SeparationModel
 from .options import DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn, check_engine
 from .outputs import FileResult, check_output
-from .pipeline import collect_stems, separate_signal
+from .pipeline import as_signal, collect_stems, separate_signal
 from .separation import separate_file
 from .stems import stem_matrix
-from .weights import load_manifest
+from .weights import TEST_MODELS, Manifest, is_model_path, load_manifest, resolve
+
+
+def check_model_name(name: str, manifest: Manifest) -> None:
+    """A ModelError at once where no model answers to ``name`` (or to one of an alias's models): an
+    unknown name, or a model file that is not there. Nothing is read or downloaded: the weights are
+    found, checked (sha256) and loaded on first use."""
+    for target in manifest.targets(name):
+        known = target in TEST_MODELS or target in manifest.entries or target in manifest.bags
+        if not known and not (is_model_path(target) and Path(target).expanduser().is_file()):
+            resolve(target, manifest, download=False)  # raises the error that `deepsep separate -m` gives
 
 
 class Separator:
@@ -30,10 +41,11 @@ class Separator:
     ('auto': a GPU when there is one). ``output``: which stems every method gives (``stems``,
     ``two_stems``, ``atten_lim``; all the sources by default) and how :meth:`separate_file`
     writes them (format, names, existing outputs). A UsageError for options that do not go
-    together, at once; a model that lacks a stem asked for, when it is used.
+    together, at once, and a ModelError for a model name or file that is not there (the weights are
+    loaded on first use); a model that lacks a stem asked for, when it is used.
     """
 
-    def __init__(self, model: str | SeparationModel | None = None, engine: EngineOptions = DEFAULT_ENGINE,
+    def __init__(self, model: str | Path | SeparationModel | None = None, engine: EngineOptions = DEFAULT_ENGINE,
                  output: OutputOptions = DEFAULT_OUTPUT, trust_local: bool = False):
         check_engine(engine)
         check_output(output)
@@ -43,9 +55,14 @@ class Separator:
         self._models: ModelCache | None = None
         if isinstance(model, SeparationModel):
             self._model = ("model", model)
-        else:
+        elif model is None or isinstance(model, (str, os.PathLike)):
             manifest = load_manifest()
-            self._models = ModelCache(model or manifest.default, self.engine.device, manifest, trust_local)
+            name = os.fspath(model or manifest.default)
+            check_model_name(name, manifest)
+            self._models = ModelCache(name, self.engine.device, manifest, trust_local)
+        else:
+            raise TypeError(f"Separator takes a model name, alias or .safetensors file, or a model from "
+                            f"deepsep.load_model, not {model!r}")
 
     def model_for(self, sample_rate: int | None = None) -> tuple[str, SeparationModel]:
         """(name, model) for a signal at ``sample_rate`` Hz (None: the alias's model without a rate limit)."""
@@ -63,14 +80,19 @@ class Separator:
     def separate_tensor(self, audio: np.ndarray | torch.Tensor,
                         sample_rate: int) -> dict[str, np.ndarray | torch.Tensor]:
         """{stem: signal} for ``audio``, (time,) or (channels, time), numpy or torch, at
-        ``sample_rate`` Hz: each stem shaped and typed like ``audio`` (as :func:`deepsep.separate`).
-        A rate-dependent alias picks its model as for a file: by the rate the content fills."""
+        ``sample_rate`` Hz: each stem shaped and typed like ``audio`` (as :func:`deepsep.separate`:
+        integer samples are scaled to [-1, 1) for the model and the stems back, rounded).
+        A rate-dependent alias picks its model as for a file: by the rate the content fills, judged
+        once the input is checked (an AudioError for an empty array, a (time, channels) layout or a
+        sample rate that is not a positive whole number, before any work)."""
+        signal = as_signal(audio, sample_rate)  # checked and detached before the band analysis
+        rate = int(sample_rate)
         if self._models is None:
-            _, model = self.model_for(sample_rate)
+            _, model = self.model_for(rate)
         else:
-            _, model = self._models.for_signal(torch.as_tensor(audio), sample_rate)
+            _, model = self._models.for_signal(torch.from_numpy(signal), rate)
         names, matrix = stem_matrix(model.sources, self.output)
-        return separate_signal(model, audio, sample_rate, names, matrix, self.engine)
+        return separate_signal(model, audio, rate, names, matrix, self.engine)
 
     def separate_audio_file(self, path: str | Path) -> tuple[dict[str, np.ndarray], int]:
         """A file's stems in memory: ({stem: (channels, time) float32}, the file's sample rate).

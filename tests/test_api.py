@@ -142,3 +142,93 @@ def test_api_facade_keeps_its_names():
         assert getattr(deepsep.api, name) is not None, name
     assert deepsep.Separator is deepsep.api.Separator and "Separator" in deepsep.__all__
     assert deepsep.separate is deepsep.api.separate_array
+
+
+@pytest.mark.parametrize("shape", [(300, 2), (3, 2)])
+def test_time_major_audio_is_refused_before_any_work(shape):
+    """soundfile's (time, channels) is not taken as thousands of channels (23 GB at (48000, 2))."""
+    x = np.zeros(shape, np.float32)
+    with pytest.raises(AudioError, match=rf"shape \({shape[0]}, {shape[1]}\).*\(time, channels\).*audio\.T"):
+        deepsep.separate(deepsep.load_model("tiny-test"), x, 8000)
+    with pytest.raises(AudioError, match=r"audio\.T"):
+        deepsep.Separator("voice").separate_tensor(torch.from_numpy(x), 16000)
+    assert deepsep.separate(deepsep.load_model("tiny-test"), x.T, 8000)["voice"].shape == x.T.shape
+
+
+@pytest.mark.parametrize("dtype,scale,offset", [(np.int16, 2 ** 15, 0), (np.int32, 2 ** 31, 0), (np.uint8, 128, 128)])
+def test_integer_audio_is_scaled_and_stems_keep_its_type(dtype, scale, offset):
+    """Integer samples go to the model in [-1, 1) (as a WAV of that type reads) and every stem comes
+    back in the input's type, rounded: within 1 LSB of the float stems, summing to the input within
+    1 LSB per stem (of float32's 24 bits for int32)."""
+    model = deepsep.load_model("tiny-test-music")
+    x = 0.3 * np.random.default_rng(3).standard_normal((2, 6000))
+    xi = np.clip(np.round(x * scale) + offset, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+    as_float = ((xi.astype(np.float64) - offset) / scale).astype(np.float32)
+    stems, want = deepsep.separate(model, xi, 22050), deepsep.separate(model, as_float, 22050)
+    for name, stem in stems.items():
+        assert stem.dtype == dtype and stem.shape == xi.shape
+        assert np.abs(stem.astype(np.float64) - (np.asarray(want[name], np.float64) * scale + offset)).max() <= 1
+    total = sum(stem.astype(np.int64) - offset for stem in stems.values()) + offset
+    lsb = max(1.0, scale * 2.0 ** -23)  # the model computes in float32: int32 keeps 24 bits
+    assert np.abs(total - xi.astype(np.int64)).max() <= len(stems) * lsb
+    mono = deepsep.Separator(model).separate_tensor(torch.from_numpy(xi[0].copy()), 22050)
+    assert all(v.dtype == torch.from_numpy(xi).dtype and v.shape == (6000,) for v in mono.values())
+
+
+def test_float_stems_keep_the_input_type():
+    model = deepsep.load_model("tiny-test")
+    x = 0.1 * np.random.default_rng(4).standard_normal(4000)
+    stems = deepsep.separate(model, x, 8000)
+    assert all(v.dtype == np.float64 for v in stems.values())
+    np.testing.assert_allclose(stems["voice"] + stems["noise"], x, atol=1e-5)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        t = torch.from_numpy(x).to(dtype)
+        out = deepsep.Separator("tiny-test").separate_tensor(t, 8000)
+        assert all(isinstance(v, torch.Tensor) and v.dtype == dtype and v.shape == t.shape for v in out.values())
+
+
+@pytest.mark.parametrize("audio", [np.zeros(0), np.zeros((0, 4000)), np.zeros((2, 0))])
+def test_empty_audio_is_refused_before_the_alias_picks_a_model(audio):
+    with pytest.raises(AudioError, match="non-empty"):
+        deepsep.Separator("voice").separate_tensor(audio, 16000)
+
+
+@pytest.mark.parametrize("rate", ["16000", None, 22050.5, 0, -8000, float("nan"), True])
+def test_a_sample_rate_must_be_a_positive_integer(rate):
+    x = np.zeros(1000, np.float32)
+    with pytest.raises(AudioError, match="sample_rate"):
+        deepsep.Separator("voice").separate_tensor(x, rate)
+    with pytest.raises(AudioError, match="sample_rate"):
+        deepsep.separate(deepsep.load_model("tiny-test"), x, rate)
+
+
+def test_integral_sample_rates_of_other_types_are_taken():
+    separator = deepsep.Separator("voice")
+    for rate in (np.int64(16000), 16000.0, np.float32(16000)):
+        assert separator.separate_tensor(np.zeros(1000, np.float32), rate)["voice"].shape == (1000,)
+
+
+def test_separate_names_what_it_takes():
+    with pytest.raises(TypeError, match=r"load_model.*Separator"):
+        deepsep.separate("voice", np.zeros(100, np.float32), 16000)
+
+
+def test_a_tensor_that_requires_grad_gives_no_warning():
+    import warnings
+
+    x = (0.1 * torch.randn(16000)).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stems = deepsep.Separator("voice").separate_tensor(x, 16000)
+    assert stems["voice"].shape == x.shape and not stems["voice"].requires_grad
+
+
+def test_separator_checks_the_model_name_at_once(tmp_path):
+    from deepsep.errors import ModelError
+
+    with pytest.raises(ModelError, match="unknown model 'nosuch'"):
+        deepsep.Separator("nosuch")
+    with pytest.raises(ModelError, match="not found"):
+        deepsep.Separator(str(tmp_path / "missing.safetensors"))
+    separator = deepsep.Separator("voice")  # known: checked without loading any weights
+    assert separator._models is not None and not separator._models.loaded
