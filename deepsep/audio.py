@@ -122,6 +122,7 @@ class AudioReader:
         whole blocks, stale buffer contents included, when a truncated MP3 decodes fewer frames than
         the header promised); reading stops at a short read or a decoder error."""
         assert self._sf is not None
+        self._sf.seek(0)  # each call reads the whole signal (a level pass may come before separation)
         buffer = np.empty((frames, self.info.channels), dtype=np.float32)
         read, error = 0, None
         while error is None:

@@ -11,6 +11,7 @@ whatever the signal's length, except for what the sinks keep.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def mix_stems(matrix: np.ndarray, stems: np.ndarray) -> np.ndarray:
     return torch.einsum("os,sct->oct", torch.from_numpy(matrix), torch.from_numpy(stems)).numpy()
 
 
+def level_db(reader: AudioReader | ArrayReader, block_seconds: float = 5.0) -> float:
+    """The RMS level (dBFS) of the reader's whole signal, over all its channels: a pass of its own."""
+    total, count = 0.0, 0
+    for block in reader.blocks(max(1, int(block_seconds * reader.info.sample_rate))):
+        total += float(np.square(block, dtype=np.float64).sum())
+        count += block.size
+    return 10 * math.log10(total / count + 1e-20) if count else -200.0
+
+
+def gain_into(level: float, low: float, high: float) -> float:
+    """The gain that brings a signal at ``level`` dB into [low, high] dB: 1 within, else to the nearer edge."""
+    return 10 ** ((min(max(level, low), high) - level) / 20)
+
+
 def stream(
     model: SeparationModel,
     reader: AudioReader | ArrayReader,
@@ -90,7 +105,12 @@ def stream(
     What the stems, back at the input's rate, miss of the input (the band above the model's
     Nyquist frequency when the input's rate is higher; rounding otherwise) goes to the model's
     last source (noise, other), so that the stems always add up to the input.
+
+    A model with a :attr:`~deepsep.models.base.SeparationModel.level_range_db` hears a track whose
+    level lies outside that range scaled into it (a first pass measures the level), and its stems
+    are scaled back: a quiet recording or a loud master is separated as one at the level it learned.
     """
+    gain = gain_into(level_db(reader, block_seconds), *model.level_range_db) if model.level_range_db else 1.0
     info = reader.info
     n_src = len(model.sources)
     to_model = StreamResampler(info.sample_rate, model.sample_rate, info.channels)
@@ -105,7 +125,7 @@ def stream(
         """stems (sources, channels, n) at the model rate -> resampled stem blocks to the writers.
         At the end, input samples that the round trip through the model's rate did not give back
         (a sample or two of rounding) go to the last source too."""
-        back = from_model(stems.reshape(n_src * info.channels, -1).numpy(), last=last).reshape(n_src, info.channels, -1)
+        back = from_model(stems.reshape(n_src * info.channels, -1).numpy() / gain, last=last).reshape(n_src, info.channels, -1)
         if last:
             back = pad_time(back, len(inputs))
         back = residual_to_last(back, inputs.pop(back.shape[-1]))
@@ -117,7 +137,7 @@ def stream(
         frames += block.shape[-1]
         peak = max(peak, float(np.abs(block).max()))
         inputs.push(block)
-        emit(sep.push(torch.from_numpy(to_model(block))))
+        emit(sep.push(torch.from_numpy(to_model(block if gain == 1.0 else block * np.float32(gain)))))
         if progress:
             progress(frames, info.frames)
     tail = to_model(np.zeros((info.channels, 0), dtype=np.float32), last=True)

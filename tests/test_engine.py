@@ -267,3 +267,45 @@ def test_input_content_rate_judges_a_file_by_its_start(tmp_path):
     sf.write(tmp_path / "wide.flac", np.concatenate([start[:rate], wide]), rate)
     assert input_content_rate(tmp_path / "call.flac") == 8000  # what follows the first 30 s is not read
     assert input_content_rate(tmp_path / "wide.flac") == rate
+
+
+class LevelDependent(SeparationModel):
+    """Source a is the mixture times min(1, 3 x its RMS), b the rest: stems that change with the
+    input's level, as a network's do; it learned from tracks at -20 to -14 dBFS."""
+
+    default_segment = 0.5
+
+    def __init__(self) -> None:
+        super().__init__(ModelConfig(sample_rate=100, audio_channels=1, sources=("a", "b")))
+
+    @property
+    def level_range_db(self) -> tuple[float, float] | None:
+        return (-20.0, -14.0)
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        share = (3 * mix.square().mean(dim=(1, 2), keepdim=True).sqrt()).clamp(max=1.0)
+        return torch.stack([share * mix, (1 - share) * mix], dim=1)
+
+
+def test_gain_into_a_level_range():
+    from deepsep.pipeline import gain_into
+
+    assert gain_into(-17.0, -20.0, -14.0) == 1.0
+    assert gain_into(-40.0, -20.0, -14.0) == pytest.approx(10.0)  # +20 dB to the range's floor
+    assert gain_into(-4.0, -20.0, -14.0) == pytest.approx(10 ** (-10 / 20))
+
+
+def test_a_track_outside_the_models_level_range_is_separated_as_if_scaled_into_it():
+    from deepsep.pipeline import separate_array
+
+    model = LevelDependent()
+    x = np.random.default_rng(0).standard_normal((1, 400)).astype(np.float32)
+    x *= 10 ** (-17 / 20) / np.sqrt(np.mean(x**2))  # -17 dBFS: within the range, separated as it is
+    ref = separate_array(model, x, 100)
+    for scale in (0.01, 20.0):  # -57 and +9 dBFS: scaled into the range, the stems scaled back
+        quiet = separate_array(model, scale * x, 100)
+        at_edge = np.float32(10 ** (((-20 if scale < 1 else -14) + 17) / 20))  # x scaled to the nearer edge
+        edge = separate_array(model, at_edge * x, 100)
+        np.testing.assert_allclose(quiet["a"], scale / at_edge * edge["a"], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(quiet["a"] + quiet["b"], scale * x, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(quiet["a"] / scale, ref["a"])  # the edge, not the middle: a real gain

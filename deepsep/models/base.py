@@ -86,6 +86,14 @@ class SeparationModel(nn.Module, Generic[C]):
         period of its time grid, over which ``--shifts`` spreads its offsets."""
         return 1
 
+    @property
+    def level_range_db(self) -> tuple[float, float] | None:
+        """The RMS levels (dBFS, whole track) this model separates best, those of its training
+        mixtures: separation scales a track outside them into them first, and its stems back
+        (:func:`deepsep.pipeline.stream`), as Demucs normalises a track's level; None: as it is
+        (a model whose output does not depend on the input's level)."""
+        return None
+
     def set_normalisation(self, mix: torch.Tensor) -> None:
         """Set input statistics from example mixtures (batch, channels, time) before training:
         a model with a learned input normalisation overrides this; the others need nothing."""

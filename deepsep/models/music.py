@@ -46,6 +46,9 @@ class MusicMaskerConfig(StftConfig):
     tail_bins: int = 16
     mask_power: float = 1.0  # separation only: masks ~ mask^power (sharper when > 1, Wiener-like)
     wiener_iterations: int = 0  # separation only: multichannel Wiener EM iterations on the masks' estimates (0: off)
+    #: separation only: the RMS levels (dBFS) of the mixtures the network learned from; a track outside is
+    #: separated as if scaled into them (see :attr:`~deepsep.models.base.SeparationModel.level_range_db`)
+    level_range_db: tuple[float, float] | None = (-20.0, -14.0)
 
     @property
     def bins(self) -> int:
@@ -62,6 +65,10 @@ class SourceMasker(SpectrogramMasker[M]):
     the top bins' mean logits reused above ``max_freq``, softmax over sources, mixture phase."""
 
     default_segment = 10.0
+
+    @property
+    def level_range_db(self) -> tuple[float, float] | None:
+        return self.config.level_range_db
 
     def __init__(self, config: M):
         super().__init__(config)
