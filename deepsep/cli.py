@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
 from .audio import CLIP_POLICIES, DEFAULT_FILENAME, MP3_LEVELS, OUTPUT_FORMATS
-from .console import THREADS_HELP, err, fail, reported, warn
-from .errors import DeepsepError
+from .console import THREADS_HELP, err, fail, out, reported, warn
+from .errors import DeepsepError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -32,9 +31,6 @@ if TYPE_CHECKING:
     from .modelcache import ModelCache
     from .options import ProgressFn
     from .outputs import FileResult
-
-out = Console()
-
 
 class LazyGroup(click.Group):
     """A group whose ``lazy`` subcommands (name -> (module, attribute, one-line help)) are imported
@@ -80,8 +76,30 @@ def main() -> None:
 
 
 def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The stems of --stems A,B (repeatable): None when not given, a UsageError when given but
+    naming none (``--stems ""``, which would otherwise keep every stem)."""
     names = tuple(s.strip() for v in values for s in v.split(",") if s.strip())
+    if values and not names:
+        raise UsageError(f"--stems {','.join(values)!r}: name the stems to keep, e.g. --stems vocals,drums "
+                         "(without --stems, every stem is written)")
     return names or None
+
+
+def _inputs(paths: tuple[Path, ...], input_dir: str | None, out_dir: Path | None) -> list[Path]:
+    """The files to separate; a UsageError when nothing is named (no paths, no --input) or --input
+    is not a folder: a missing argument or a wrong option value, as Click answers them."""
+    from .inputs import input_files, input_folder
+
+    if not paths and input_dir is None:
+        raise UsageError("nothing to separate: give audio files or folders, or --input DIR")
+    if input_dir is not None:
+        if not input_dir:
+            raise UsageError("--input '': give a folder")
+        try:
+            paths = (*paths, input_folder(input_dir))
+        except DeepsepError as e:
+            raise UsageError(str(e)) from None
+    return input_files(paths, None, out_dir)
 
 
 @main.command()
@@ -107,7 +125,8 @@ def _split_stems(values: tuple[str, ...]) -> tuple[str, ...] | None:
 @click.option("-j", "--jobs", type=click.IntRange(1), metavar="N",
               help="Separate N files at once (threads sharing the model; each with --threads PyTorch threads) "
                    "[default: 1; with --cluster: N Ray workers, default as many as the cluster has room for].")
-@click.option("--segment", type=float, metavar="SECONDS", help="Segment length, more than 0 [default: the model's].")
+@click.option("--segment", type=float, metavar="SECONDS",
+              help="Segment length, at least 0.1 and one frame of the model [default: the model's].")
 @click.option("--overlap", type=float, default=0.25, show_default=True,
               help="Overlap between segments, a fraction from 0 to below 1.")
 @click.option("--batch-size", type=int, help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
@@ -161,9 +180,9 @@ def separate(**options) -> None:
 def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suffix, overwrite, skip_existing, device, threads,
               jobs, segment, overlap, batch_size, shifts, stems, two_stems, fmt, mp3_bitrate, bits, int24, float32, clip,
               atten_lim, plot, quiet, cluster) -> None:
-    from .inputs import input_files, plan_inputs
+    from .inputs import plan_inputs
     from .modelcache import ModelCache
-    from .options import OutputOptions, engine_options
+    from .options import OutputOptions, check_model_name, check_segment, engine_options
     from .outputs import check_output, clip_warning, existing_policy, output_bits, output_root, spectrogram_path
     from .separation import separate_files
     from .weights import load_manifest
@@ -182,11 +201,14 @@ def _separate(paths, input_dir, model_name, trust_local, out_dir, filename, suff
         out_dir = output_root(out_dir, output)
         # with --cluster, the driver's: the models are loaded here (on the CPU) only to check the options
         engine = engine_options("cpu" if cluster else device, segment, overlap, batch_size, shifts, threads)
-        batch, dropped = plan_inputs(input_files(paths, input_dir, None if suffix is not None else out_dir), output)
+        batch, dropped = plan_inputs(_inputs(paths, input_dir, None if suffix is not None else out_dir), output)
         manifest = load_manifest()
+        if model_name:  # the manifest's default is the manifest's business (a ModelError if wrong)
+            check_model_name(model_name, manifest)
         models = ModelCache(model_name or manifest.default, engine.device, manifest, trust_local)
-        for model in models.preload(path for path, _ in batch).values():  # every model the files need, once
+        for name, model in models.preload(path for path, _ in batch).items():  # every model the files need, once
             check_output(output, model.sources)
+            check_segment(engine, model, name)
     for path in models.unchecked:
         warn(f"{path}: loaded unchecked (--trust-local): no sha256 in the manifest or beside it vouches for it")
     warning = clip_warning(output)
@@ -299,8 +321,9 @@ def _print_summary(results: list[FileResult], out_dir: Path | None) -> None:
     table = Table(title=title)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("file", "left"), ("model", "left"), ("duration", "right"), ("time", "right"), ("RTF", "right"), ("outputs", "left"))
-    for col, justify in columns:  # a narrow terminal folds a long name or path, never cuts it
-        table.add_column(col, justify=justify, overflow="fold")
+    for col, justify in columns:  # a narrow terminal folds a long file name or path, never cuts it; the
+        # model's name and the numbers stay whole (a pipe is laid out wide: nothing wraps there)
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=col not in ("file", "outputs"))
     for r in results:
         if r.error:
             table.add_row(escape(str(r.path)), r.model, "", "", "", "[red]failed[/]")
@@ -342,7 +365,7 @@ def models(as_json: bool) -> None:
 
         click.echo(json.dumps(rows, indent=2))
         return
-    if out.width >= 120:
+    if out.is_terminal and out.width >= 120:
         table = Table(title=f"deepsep models (manifest: {escape(str(manifest.path))})")
         for col in ("name", "sources", "audio", "size", "from", "status", "validation"):
             table.add_column(col, no_wrap=col in ("name", "size"))
@@ -350,7 +373,7 @@ def models(as_json: bool) -> None:
             name = r["name"] + (" (default)" if r["default"] else "") + "".join(f"\n= {a}" for a in r["aliases"])
             table.add_row(name, " ".join(r["sources"]), _audio_text(r), _size_text(r), r["origin"], r["status"], r["metrics"])
         out.print(table)
-    else:  # a narrow terminal or a pipe (80 columns): one block per model, wrapped, nothing cut off
+    else:  # a narrow terminal (wrapped, nothing cut off) or a pipe (laid out wide: two lines per model, unwrapped)
         import textwrap
 
         out.print(f"deepsep models (manifest: {escape(str(manifest.path))})", highlight=False)

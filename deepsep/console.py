@@ -6,12 +6,38 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 from .errors import DeepsepError, UsageError
 
-err = Console(stderr=True)
+#: the columns that output to a pipe or a file is laid out in (unless $COLUMNS says): wide enough that
+#: no line or table row is wrapped. Rich's own choice there is the width of a terminal the process
+#: may have on another stream, else 80, which cut model names (voice16-unet-4 / 8k) and values
+#: (SDR 4.6 / dB) in two for whatever reads the pipe.
+PIPE_WIDTH = 1000
+
+
+class PipeConsole(Console):
+    """A Rich console that lays out output that is not a terminal PIPE_WIDTH columns wide, unless a
+    width is given (``width=``, $COLUMNS); a terminal gets its own width, as with Rich. Decided at
+    each use, so that it follows the stream written to (``sys.stdout`` as it is then)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and "COLUMNS" not in self._environ and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+#: standard output (results: tables, lists) and standard error (progress, warnings, errors)
+out = PipeConsole()
+err = PipeConsole(stderr=True)
 
 #: --threads of `separate` and `eval`
 THREADS_HELP = ("CPU threads for PyTorch (0: PyTorch's default, one per core) [default: 1 on the CPU, where more "

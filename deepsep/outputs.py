@@ -77,11 +77,18 @@ def check_output(output: OutputOptions, sources: Sequence[str] | None = None) ->
 
 def filename_fields(template: str) -> list[str]:
     """The fields of a --filename template ('{track}/{stem}.{ext}' -> track, stem, ext); a
-    UsageError when it is not a valid template."""
+    UsageError when it is not a valid template, or a field has a format spec or conversion
+    ({stem:>10}, {stem!r}: padding and quotes in file names)."""
     try:
-        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
         raise UsageError(f"--filename {template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
+    for f, spec, conversion in parsed:
+        if spec or conversion:
+            written = f"{{{f}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+            raise UsageError(f"--filename {template!r}: {written} has a {'conversion' if conversion else 'format spec'}; "
+                             f"write the field alone, as {{{f}}}")
+    return [f for f, _, _ in parsed]
 
 
 def check_filename(template: str) -> None:
@@ -113,10 +120,17 @@ def check_suffix(output: OutputOptions) -> None:
 
 def output_root(out_dir: Path | None, output: OutputOptions) -> Path:
     """The output folder: ``out_dir`` (default ``outputs``); a UsageError for -o with --suffix,
-    which writes beside each input."""
+    which writes beside each input, and for a folder that is a file (or lies in one)."""
     if output.suffix is not None and out_dir is not None:
         raise UsageError("-o and --suffix cannot go together: --suffix writes beside each input")
-    return out_dir if out_dir is not None else Path("outputs")
+    root = out_dir if out_dir is not None else Path("outputs")
+    for folder in (root, *root.parents) if output.suffix is None else ():  # the nearest part there must be a folder
+        if os.path.lexists(folder):
+            if not folder.is_dir():
+                where = "" if folder == root else f" ({folder} is a file)"
+                raise UsageError(f"-o {root}: a file, not a folder{where}")
+            break
+    return root
 
 
 def existing_policy(overwrite: bool = False, skip_existing: bool = False) -> str:
@@ -181,6 +195,23 @@ def other_stem_paths(path: Path, out_dir: Path, track: str, model_name: str, sou
     return [p for ext in OUTPUT_FORMATS
             for p in output_paths(path, out_dir, track, model_name, theirs, OutputOptions(
                 filename=output.filename, fmt=ext)).values()]
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` both exist and are one file (through links, however named)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing (a dangling link too) or cannot be looked at
+        return False
+
+
+def refuse_input_as_output(path: Path, targets: Iterable[Path]) -> None:
+    """A DeepsepError when an output is the input ``path`` itself (the same file, however named:
+    ``--filename "x/{stem}.{ext}"`` with x/voice.wav), which no option may replace."""
+    for target in targets:
+        if same_file(target, path):
+            raise DeepsepError(f"{path}: its output {target} is the input itself, which is never replaced: "
+                               "choose another -o or --filename")
 
 
 def skip_or_refuse(targets: dict[str, Path], others: Iterable[Path], output: OutputOptions) -> bool:

@@ -9,6 +9,7 @@ the file is complete. Outputs go where :mod:`deepsep.outputs` says; SIGINT/SIGTE
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
@@ -23,7 +24,17 @@ from .interrupts import signals_deferred
 from .modelcache import ModelCache
 from .models.base import SeparationModel
 from .options import DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn
-from .outputs import FileResult, check_output, known_sources, other_stem_paths, output_paths, skip_or_refuse
+from .outputs import (
+    FileResult,
+    check_output,
+    known_sources,
+    other_stem_paths,
+    output_paths,
+    refuse_input_as_output,
+    same_file,
+    skip_or_refuse,
+    spectrogram_path,
+)
 from .pipeline import stream
 from .stems import stem_matrix
 
@@ -44,8 +55,10 @@ def separate_file(
     """Separate one file into the paths of :func:`~deepsep.outputs.output_paths` (default
     ``out_dir/<track>/<stem>.<fmt>``); raise DeepsepError on bad input, and on outputs that exist
     (see :func:`~deepsep.outputs.skip_or_refuse`; ``known``: the source names of other models,
-    default those of :func:`~deepsep.outputs.known_sources`). ``model_name`` is the model's name
-    for --filename's {model}.
+    default those of :func:`~deepsep.outputs.known_sources`), and on an output that is the input
+    itself, even with --overwrite. ``model_name`` is the model's name for --filename's {model}.
+    With --overwrite, the stems of another model in the track's folder (and its spectrograms.png,
+    which shows them) are removed once the new stems are in place, with a warning.
 
     Outputs keep the input's sample rate and channel count. Stems are written to hidden files in
     the output folder (``out_dir``; with --suffix the input's folder) and renamed together when
@@ -63,21 +76,23 @@ def separate_file(
     targets, others = _targets(model, path, out_dir, track, model_name, output, known)
     staging = path.parent if output.suffix is not None else out_dir
     _remove_partials({staging, *(p.parent for p in targets.values())}, cleaned)
+    refuse_input_as_output(path, targets.values())
     if skip_or_refuse(targets, others, output):
         return FileResult(path, track, outputs=targets, model=model_name, skipped=True)
+    stale = _stale_outputs(path, out_dir, track, model_name, others, output)
     with AudioReader(path) as reader:
         writers = _open_writers(targets, reader.info, staging)
         try:
             frames, peak = stream(model, reader, writers, matrix, engine, progress, block_seconds)
             if peak == 0.0:
                 raise AudioError(f"{path}: the audio is digital silence, there is nothing to separate")
-            scale = _write_outputs(writers, frames, output)
+            scale, notes = _write_outputs(writers, frames, output, stale)
         except BaseException:
             for w in writers:
                 w.discard()
             raise
     result = FileResult(path, track, frames / reader.info.sample_rate, time.perf_counter() - start, targets,
-                        model=model_name, warnings=reader.warnings)
+                        model=model_name, warnings=[*reader.warnings, *notes])
     result.gain_db = float(20 * np.log10(scale)) if scale != 1.0 else 0.0
     return result
 
@@ -103,11 +118,26 @@ def finished_result(models: ModelCache, path: Path, track: str, out_dir: Path, o
     try:
         name, model = models.for_file(path)
         targets, others = _targets(model, path, out_dir, track, name, output, known)
+        refuse_input_as_output(path, targets.values())
         if skip_or_refuse(targets, others, output):
             return FileResult(path, track, outputs=targets, model=name, skipped=True)
     except DeepsepError:
         pass
     return None
+
+
+def _stale_outputs(path: Path, out_dir: Path, track: str, model_name: str, others: Iterable[Path],
+                   output: OutputOptions) -> list[Path]:
+    """What --overwrite removes besides the stems it replaces: the stems of another model found in
+    the track's folder (``others``, never the input itself) and, with them, the track's
+    spectrograms.png, which pictures them; nothing without --overwrite."""
+    if output.existing != "overwrite":
+        return []
+    found = [p for p in others if os.path.lexists(p) and not same_file(p, path)]
+    if not found or output.suffix is not None:
+        return found
+    plot = spectrogram_path(FileResult(path, track, model=model_name), out_dir, output)
+    return [*found, plot] if os.path.lexists(plot) and not os.path.isdir(plot) else found
 
 
 def _remove_partials(folders: set[Path], cleaned: set[Path] | None) -> None:
@@ -143,19 +173,24 @@ def output_gain(peak: float, clip: str) -> float:
     return 1.0 / (1.01 * peak) if clip == "rescale" and peak > 1.0 else 1.0
 
 
-def _write_outputs(writers: Sequence[StemWriter], frames: int, output: OutputOptions) -> float:
-    """Convert the hidden float files to the output format and rename them together; the gain applied."""
+def _write_outputs(writers: Sequence[StemWriter], frames: int, output: OutputOptions,
+                   stale: Sequence[Path] = ()) -> tuple[float, list[str]]:
+    """Convert the hidden float files to the output format and rename them together (removing
+    ``stale``, see :func:`_commit`); the gain applied, and the warnings of the removal."""
     major, subtype = subtype_for(output.fmt, output.bits)
     scale = output_gain(max(w.peak for w in writers), output.clip)
     for w in writers:
         w.convert(frames, major, subtype, scale, clamp=output.clip == "clamp", mp3_bitrate=output.mp3_bitrate or 320)
-    _commit(writers)
-    return scale
+    return scale, _commit(writers, stale)
 
 
-def _commit(writers: Sequence[StemWriter]) -> None:
-    """Rename every complete stem to its final name, creating its folder only now. SIGINT and
-    SIGTERM wait until the renames are done, so that a file's stems appear together."""
+def _commit(writers: Sequence[StemWriter], stale: Sequence[Path] = ()) -> list[str]:
+    """Rename every complete stem to its final name, creating its folder only now, then remove the
+    ``stale`` outputs of another model; warnings that name those removed and those that cannot be.
+    SIGINT and SIGTERM wait until this is done, so that a file's stems appear together, and the
+    stale ones go with them."""
+    notes: list[str] = []
+    removed: list[Path] = []
     with signals_deferred():
         for folder in dict.fromkeys(w.final.parent for w in writers):
             try:
@@ -167,6 +202,19 @@ def _commit(writers: Sequence[StemWriter]) -> None:
                 w.commit()
             except OSError as e:
                 raise DeepsepError(f"cannot write {w.final}: {_reason(e)}") from None
+        for p in stale:
+            try:
+                p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                notes.append(f"cannot remove {p}, an output of another model: {_reason(e)}")
+    if removed:
+        folder = Path(os.path.commonpath([p.parent for p in removed]))
+        notes.insert(0, f"--overwrite: removed the outputs of another model from {folder}: "
+                        f"{', '.join(sorted(str(p.relative_to(folder)) for p in removed))}")
+    return notes
 
 
 def separate_files(

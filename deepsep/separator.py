@@ -19,17 +19,7 @@ from .outputs import FileResult, check_output
 from .pipeline import as_signal, collect_stems, separate_signal
 from .separation import separate_file
 from .stems import stem_matrix
-from .weights import TEST_MODELS, Manifest, is_model_path, load_manifest, resolve
-
-
-def check_model_name(name: str, manifest: Manifest) -> None:
-    """A ModelError at once where no model answers to ``name`` (or to one of an alias's models): an
-    unknown name, or a model file that is not there. Nothing is read or downloaded: the weights are
-    found, checked (sha256) and loaded on first use."""
-    for target in manifest.targets(name):
-        known = target in TEST_MODELS or target in manifest.entries or target in manifest.bags
-        if not known and not (is_model_path(target) and Path(target).expanduser().is_file()):
-            resolve(target, manifest, download=False)  # raises the error that `deepsep separate -m` gives
+from .weights import check_name, load_manifest
 
 
 class Separator:
@@ -58,7 +48,7 @@ class Separator:
         elif model is None or isinstance(model, (str, os.PathLike)):
             manifest = load_manifest()
             name = os.fspath(model or manifest.default)
-            check_model_name(name, manifest)
+            check_name(name, manifest)
             self._models = ModelCache(name, self.engine.device, manifest, trust_local)
         else:
             raise TypeError(f"Separator takes a model name, alias or .safetensors file, or a model from "

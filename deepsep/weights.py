@@ -302,6 +302,16 @@ def alias_for_rate(name: str, rate: int | None, manifest: Manifest | None = None
     return (manifest or load_manifest()).alias_for_rate(name, rate)
 
 
+def check_name(name: str, manifest: Manifest) -> None:
+    """A ModelError (the one :func:`resolve` gives) where no model answers to ``name`` or to one of
+    an alias's models: an unknown name, or a model file that is not there. Nothing is read, hashed
+    or downloaded: the weights are found, checked and loaded on first use."""
+    for target in manifest.targets(name):
+        known = target in TEST_MODELS or target in manifest.entries or target in manifest.bags
+        if not known and not (is_model_path(target) and Path(target).expanduser().is_file()):
+            resolve(target, manifest, download=False)
+
+
 def check_local_file(path: Path, manifest: Manifest, trust_local: bool = False) -> tuple[str, ManifestEntry | None]:
     """(origin, entry) of a model file given by path, or ModelError. It must have the sha256 of a
     manifest entry (that entry is returned), or the one written in ``FILE.sha256`` beside it (the

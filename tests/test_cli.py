@@ -115,6 +115,9 @@ def test_formats_and_stem_selection(tmp_path, write_audio):
     (["--segment", "0"], ["--segment 0", "positive"]),
     (["--segment", "-2"], ["--segment -2"]),
     (["--segment", "inf"], ["--segment inf"]),
+    (["--segment", "0.001"], ["--segment 0.001", "at least 0.1 seconds"]),  # looked hung (thousands of passes)
+    (["--segment", "0.05"], ["--segment 0.05", "at least 0.1 seconds"]),
+    (["--segment", "nan"], ["--segment nan"]),
     (["--overlap", "1"], ["--overlap 1"]),
     (["--overlap", "-0.1"], ["--overlap -0.1"]),
     (["--shifts", "0"], ["--shifts 0"]),
@@ -127,7 +130,16 @@ def test_formats_and_stem_selection(tmp_path, write_audio):
     (["--filename", "/tmp/{track}/{stem}.{ext}"], ["inside the output folder"]),
     (["--filename", "../{track}/{stem}.{ext}"], ["inside the output folder"]),
     (["--filename", "{stem}.{ext}"], ["has no {track}", "3 files"]),
-    (["--filename", "{track}/{stem:.0}.{ext}"], ["the same name"]),
+    (["--filename", "{track}/{stem:.0}.{ext}"], ["{stem:.0} has a format spec", "as {stem}"]),
+    (["--filename", "{track}/{stem:>10}.{ext}"], ["{stem:>10} has a format spec"]),  # gave '     voice.wav'
+    (["--filename", "{track}/{stem!r}.{ext}"], ["{stem!r} has a conversion"]),  # gave 'voice'.wav
+    (["--filename", "{track!s:x}/{stem}.{ext}"], ["{track!s:x} has a conversion"]),
+    (["--filename", "{track}/{stem:{ext}}.{ext}"], ["has a format spec"]),
+    (["--stems", ""], ["--stems ''", "name the stems to keep"]),  # wrote every stem
+    (["--stems", " , "], ["name the stems to keep"]),
+    (["--device", "gpu"], ["unknown device 'gpu'"]),  # exit status 1 before
+    (["-m", "nosuchmodel"], ["unknown model 'nosuchmodel'", "tiny-test"]),
+    (["-m", "missing.safetensors"], ["-m missing.safetensors: model file not found"]),
     (["--overwrite", "--skip-existing"], ["--overwrite and --skip-existing"]),
     (["--suffix", "_x"], ["-o and --suffix"]),
 ])
@@ -242,7 +254,11 @@ def test_unwritable_output_folder(tmp_path, write_audio):
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
     res = run("separate", str(src), "-m", "tiny-test", "-o", str(blocker))
-    assert res.exit_code == 1 and "cannot create output folder" in res.output
+    assert res.exit_code == 2 and "a file, not a folder" in res.output  # a usage error, before any work
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "a").write_text("x")  # the track's folder is a file: this file fails
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 1 and "cannot create output folder" in res.output, res.output
     if os.geteuid() != 0:  # root writes anywhere
         ro = tmp_path / "ro"
         ro.mkdir()
@@ -327,22 +343,125 @@ def test_failure_keeps_earlier_outputs(tmp_path, write_audio):
     assert sorted(p.name for p in out.iterdir()) == ["song"]
 
 
-def test_usage_errors(tmp_path):
-    assert run("separate").exit_code == 1
+def test_usage_errors(tmp_path, write_audio, monkeypatch):
+    """A missing argument or a wrong option value is a usage error (exit status 2, one line, as Click
+    answers them); a named input that is missing or holds no audio is a failed run (1)."""
+    src = write_audio("a.wav")
+    res = run("separate", "-m", "tiny-test")  # no paths, no --input
+    assert res.exit_code == 2 and res.output == "error: nothing to separate: give audio files or folders, or --input DIR\n"
     res = run("separate", "--input", str(tmp_path / "nope"), "-m", "tiny-test")
-    assert res.exit_code == 1 and "input folder not found" in res.output
-    res = run("separate", str(tmp_path), "-m", "tiny-test")
+    assert res.exit_code == 2 and res.output == f"error: input folder not found: {tmp_path / 'nope'}\n", res.output
+    res = run("separate", "--input", str(src), "-m", "tiny-test")
+    assert res.exit_code == 2 and "not a folder" in res.output
+    res = run("separate", "--input", "", "-m", "tiny-test")
+    assert res.exit_code == 2 and "--input ''" in res.output
+    res = run("separate", str(src), "-m", "nonexistent-model")
+    assert res.exit_code == 2 and "unknown model 'nonexistent-model'" in res.output
+    res = run("separate", str(src), "-m", "tiny-test", "--device", "gpu")
+    assert res.exit_code == 2 and "unknown device 'gpu'" in res.output
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = run("separate", str(src), "-m", "tiny-test", "--device", "cuda", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 2 and "no CUDA GPU" in res.output and not (tmp_path / "o").exists(), res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run("separate", str(empty), "-m", "tiny-test")
     assert res.exit_code == 1 and "no audio files" in res.output
-    res = run("separate", str(tmp_path / "x.wav"), "-m", "nonexistent-model")
-    assert res.exit_code == 1 and "unknown model" in res.output
+    res = run("separate", str(tmp_path / "x.wav"), "-m", "tiny-test", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 1 and "no such file" in res.output  # a file of the batch that fails, not a usage error
+
+
+def test_model_name_and_device_are_checked_before_any_work(tmp_path, write_audio, monkeypatch):
+    """-m, --device, --stems and -o mistakes come before a model is loaded or a file read."""
+    from deepsep.modelcache import ModelCache
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(ModelCache, "preload", no_loading)
+    src = write_audio("a.wav")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (["-m", "nosuch"], ["--device", "gpu"], ["--stems", ""], ["-o", str(afile)]):
+        res = run("separate", str(src), "-m", "tiny-test", *args)
+        assert res.exit_code == 2 and len(res.output.splitlines()) == 1, (args, res.output)
+
+
+def test_output_folder_that_is_a_file_is_a_usage_error(tmp_path, write_audio, monkeypatch):
+    """-o naming a file (or a path through one) is one usage error before any work, not one
+    'cannot create output folder' per input with exit status 1."""
+    files = [str(write_audio(f"{n}.wav")) for n in "abc"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = run("separate", *files, "-m", "tiny-test", "-o", str(afile))
+    assert res.exit_code == 2 and res.output == f"error: -o {afile}: a file, not a folder\n", res.output
+    res = run("separate", *files, "-m", "tiny-test", "-o", str(afile / "sub"))
+    assert res.exit_code == 2 and res.output == f"error: -o {afile / 'sub'}: a file, not a folder ({afile} is a file)\n"
+    assert afile.read_text() == "x"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").write_text("x")  # the default output folder is a file: refused, but --suffix needs none
+    res = run("separate", files[0], "-m", "tiny-test")
+    assert res.exit_code == 2 and res.output == "error: -o outputs: a file, not a folder\n", res.output
+    assert run("separate", files[0], "-m", "tiny-test", "--suffix", "_v", "-q").exit_code == 0
+    assert (tmp_path / "a_v.wav").is_file()
+    link = tmp_path / "link"  # a link to a folder is a folder
+    (tmp_path / "real").mkdir()
+    link.symlink_to(tmp_path / "real")
+    assert run("separate", files[0], "-m", "tiny-test", "-o", str(link), "-q").exit_code == 0
+    assert (tmp_path / "real" / "a" / "voice.wav").is_file()
+
+
+def test_segment_shorter_than_a_model_frame_is_refused(tmp_path, write_audio):
+    """Beyond the fixed floor (0.1 s), a segment must hold one analysis frame of each model the
+    files need: a model with a 4096-sample STFT window at 8 kHz needs 0.512 s."""
+    from deepsep.modelfile import save_model
+    from deepsep.models.tiny import TinyConfig, TinyMasker
+    from deepsep.options import MIN_SEGMENT, EngineOptions, model_window
+
+    config = TinyConfig(sample_rate=8000, audio_channels=1, sources=("voice", "noise"), n_fft=4096, hop=1024)
+    model = save_model(TinyMasker(config), tmp_path / "wide.safetensors")
+    src = write_audio("a.wav")
+    out = tmp_path / "o"
+    res = run("separate", str(src), "-m", str(model), "--trust-local", "-o", str(out), "--segment", "0.2")
+    assert res.exit_code == 2 and "--segment 0.2: shorter than one frame of" in res.output and "0.512 seconds" in res.output
+    assert not out.exists()
+    res = run("separate", str(src), "-m", str(model), "--trust-local", "-o", str(out), "--segment", "0.6", "-q")
+    assert res.exit_code == 0, res.output
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / "p"), "--segment", "0.1", "-q").exit_code == 0
+    from deepsep.models.bag import ModelBag
+    from deepsep.weights import get_model
+
+    bag = ModelBag([get_model("tiny-test"), TinyMasker(config)], [1, 1])
+    assert model_window(bag) == 4096 and model_window(get_model("tiny-test")) == 256
+    assert EngineOptions().segment is None and f"at least {MIN_SEGMENT:g}" in run("separate", "--help").output
 
 
 def test_models_lists_test_models():
     res = run("models", "--json")
     assert res.exit_code == 0
     assert "tiny-test-music" in res.output and "random weights" in res.output
-    res = run("models")  # in a pipe: 80 columns, nothing cut off
+    res = run("models")  # in a pipe: laid out wide, each model's facts on one line, nothing cut off or wrapped
     assert res.exit_code == 0 and "tiny-test-music" in res.output and "…" not in res.output
+    lines = res.output.splitlines()
+    assert "    vocals drums bass other; 44.1 kHz stereo; -; built in, random weights, for tests" in lines, res.output
+    assert not any(a.startswith("    ") and b.startswith("    ") for a, b in zip(lines, lines[1:])), res.output  # unwrapped
+
+
+def test_output_to_a_pipe_is_not_wrapped(tmp_path, write_audio, monkeypatch):
+    """Output that is not a terminal is laid out wide: a summary row keeps the file, the model's
+    name and the outputs on one line (at 80 columns they were cut mid-word); $COLUMNS still rules."""
+    folder = tmp_path / "a folder with quite a long name to push the table past eighty columns"
+    src = write_audio(f"{folder.name}/recording-with-a-long-name.wav")
+    res = run("separate", str(src), "-m", "tiny-test-music", "-o", str(folder / "outputs"))
+    assert res.exit_code == 0, res.output
+    assert any(str(src) in line and " tiny-test-music " in line and "vocals.wav, drums.wav, bass.wav, other.wav" in line
+               for line in res.output.splitlines()), res.output
+    monkeypatch.setenv("COLUMNS", "80")
+    res = run("separate", str(src), "-m", "tiny-test-music", "-o", str(folder / "o2"))
+    assert res.exit_code == 0 and max(map(len, res.output.splitlines())) <= 80, res.output
+    assert any(" tiny-test-music " in line for line in res.output.splitlines()), res.output  # the name stays whole
+    res = run("models")
     assert max(map(len, res.output.splitlines())) <= 80
 
 
@@ -424,8 +543,69 @@ def test_other_models_stems_are_not_mixed_in(tmp_path, write_audio):
     assert res.exit_code == 0, res.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == [
         "song/bass.wav", "song/drums.wav", "tiny-test/song/noise.wav", "tiny-test/song/voice.wav"]
-    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--overwrite").exit_code == 0
-    assert sorted(p.name for p in (out / "song").iterdir()) == ["bass.wav", "drums.wav", "noise.wav", "voice.wav"]
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--overwrite")
+    assert res.exit_code == 0, res.output
+    # --overwrite replaces the other model's separation: its stems go, with a warning that names them
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "voice.wav"]
+    assert [line for line in res.output.splitlines() if line.startswith("warning:")] == [
+        f"warning: --overwrite: removed the outputs of another model from {out / 'song'}: bass.wav, drums.wav"]
+
+
+def test_overwrite_removes_another_models_stems_and_their_plot(tmp_path, write_audio):
+    """A model run with --overwrite into a track folder that holds another model's stems leaves
+    only its own: the others (in any format) and the spectrograms.png that pictured them are
+    removed once the new stems are in place; a file that fails removes nothing."""
+    src = write_audio("song.wav", sample_rate=44100, channels=2)
+    out = tmp_path / "out"
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--plot").exit_code == 0
+    assert run("separate", str(src), "-m", "tiny-test", "-o", str(out), "-q", "--format", "flac",
+               "--skip-existing").exit_code == 0
+    assert sorted(p.name for p in (out / "song").iterdir()) == [
+        "noise.flac", "noise.wav", "spectrograms.png", "voice.flac", "voice.wav"]
+    (out / "song" / "notes.txt").write_text("mine")  # not a stem: stays
+    bad = tmp_path / "bad" / "song.wav"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not audio")
+    res = run("separate", str(bad), "-m", "tiny-test-music", "-o", str(out), "--overwrite")
+    assert res.exit_code == 1 and (out / "song" / "voice.wav").is_file()  # failed: the earlier outputs stay
+    res = run("separate", str(src), "-m", "tiny-test-music", "-o", str(out), "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "song").iterdir()) == [
+        "bass.wav", "drums.wav", "notes.txt", "other.wav", "vocals.wav"]
+    warning = next(line for line in res.output.splitlines() if line.startswith("warning:"))
+    assert warning.endswith(f"{out / 'song'}: noise.flac, noise.wav, spectrograms.png, voice.flac, voice.wav"), warning
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(out), "--overwrite", "--plot", "-q")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "song").iterdir()) == ["noise.wav", "notes.txt", "spectrograms.png", "voice.wav"]
+    by_stem = ["--filename", "{stem}/{track}.{ext}", "-o", str(tmp_path / "by_stem")]  # one folder per stem
+    assert run("separate", str(src), "-m", "tiny-test", *by_stem, "-q").exit_code == 0
+    res = run("separate", str(src), "-m", "tiny-test-music", *by_stem, "--overwrite")
+    assert res.exit_code == 0 and (f"removed the outputs of another model from {tmp_path / 'by_stem'}: noise/song.wav, "
+                                   "voice/song.wav") in res.output, res.output
+    assert sorted(p.parent.name for p in (tmp_path / "by_stem").rglob("*.wav")) == ["bass", "drums", "other", "vocals"]
+
+
+def test_the_input_is_never_an_output(tmp_path, write_audio, monkeypatch):
+    """An output path that is the input file itself is refused, with or without --overwrite, and
+    --overwrite never removes the input as another model's stem."""
+    src = write_audio("x/voice.wav")
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for extra in ([], ["--overwrite"], ["--skip-existing"]):
+        res = run("separate", "x/voice.wav", "-m", "tiny-test", "-o", ".", "--filename", "x/{stem}.{ext}", *extra)
+        assert res.exit_code == 1, (extra, res.output)
+        assert error_lines(res) == ["error: x/voice.wav: its output x/voice.wav is the input itself, which is never "
+                                    "replaced: choose another -o or --filename"], res.output
+        assert src.read_bytes() == before and sorted(p.name for p in src.parent.iterdir()) == ["voice.wav"]
+    (tmp_path / "link").symlink_to(tmp_path / "x")  # the same file by another name
+    res = run("separate", "x/voice.wav", "-m", "tiny-test", "-o", "link", "--filename", "{stem}.{ext}", "--overwrite")
+    assert res.exit_code == 1 and "is the input itself" in res.output and src.read_bytes() == before
+    # a music model into the input's folder: x/voice.wav looks like another model's stem, and stays
+    res = run("separate", "x/voice.wav", "-m", "tiny-test-music", "-o", ".", "--filename", "x/{stem}.{ext}",
+              "--overwrite", "-q")
+    assert res.exit_code == 0, res.output
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in src.parent.iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav", "voice.wav"]
 
 
 def test_filename_template(tmp_path, write_audio):
@@ -541,7 +721,7 @@ def test_signals_remove_partial_files(tmp_path, signum, status, jobs):
         sf.write(str(srcs[-1]), (0.1 * np.random.default_rng(i).standard_normal(8000 * 600)).astype(np.float32), 8000)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "deepsep", "separate", *map(str, srcs), "-m", "tiny-test", "-o",
-                             str(out), "--segment", "0.05", "-q", "-j", str(jobs)],
+                             str(out), "--segment", "0.1", "--overlap", "0.5", "-q", "-j", str(jobs)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
