@@ -79,6 +79,7 @@ class AudioReader:
             raise AudioError(f"{self.path}: empty file")
         self._sf: sf.SoundFile | None = None
         self._ffmpeg_promised: int | None = None  # the frames ffprobe's duration promises (ffmpeg path)
+        self._started = False  # whether blocks() has read from the file already
         try:
             self._sf = sf.SoundFile(sf_name(self.path))
             self.info = AudioInfo(self._sf.samplerate, self._sf.channels, self._sf.frames)
@@ -122,7 +123,10 @@ class AudioReader:
         whole blocks, stale buffer contents included, when a truncated MP3 decodes fewer frames than
         the header promised); reading stops at a short read or a decoder error."""
         assert self._sf is not None
-        self._sf.seek(0)  # each call reads the whole signal (a level pass may come before separation)
+        if self._started:  # each call reads the whole signal (a level pass may come before separation):
+            self._sf.close()  # opened again, as a decoder that stopped at a cut may not seek back
+            self._sf = sf.SoundFile(sf_name(self.path))
+        self._started = True
         buffer = np.empty((frames, self.info.channels), dtype=np.float32)
         read, error = 0, None
         while error is None:

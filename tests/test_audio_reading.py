@@ -170,3 +170,14 @@ def test_ffmpeg_input_truncated_and_named_not_utf8(tmp_path):
     n = got.shape[-1]
     assert 0.2 * 2 * RATE < n < 0.9 * 2 * RATE
     assert len(reader.warnings) == 1 and "promises 2.00 s" in reader.warnings[0], reader.warnings
+
+
+@pytest.mark.parametrize("ext", ["flac", "mp3"])
+def test_a_truncated_file_reads_the_same_twice(tmp_path, ext):
+    """A level pass reads a file before it is separated: the second reading gives the same samples."""
+    cut, _ = truncated(tmp_path, ext, 0.5)
+    reader = AudioReader(cut)
+    first = np.concatenate(list(reader.blocks(1000)), axis=-1)
+    second = np.concatenate(list(reader.blocks(1000)), axis=-1)
+    np.testing.assert_array_equal(first, second)
+    assert len(reader.warnings) == 1
