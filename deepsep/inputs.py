@@ -20,9 +20,10 @@ INPUT_SUFFIXES = frozenset(AUDIO_EXTENSIONS | FFMPEG_SUFFIXES)
 
 
 def collect_inputs(paths: Iterable[str | Path], out_dir: Path | None = None) -> list[Path]:
-    """Files as given, folders expanded to their audio files (recursively, sorted; not hidden files, nor
-    what is inside the output folder ``out_dir``: an earlier run's stems), each file once: the first of
-    the paths that resolve to it (``call.wav ./call.wav``, a file given and in a folder given)."""
+    """Files as given, folders expanded to their audio files (recursively, sorted; not hidden files or
+    folders (.Trash, .cache), nor what is inside the output folder ``out_dir``: an earlier run's
+    stems), each file once: the first of the paths that resolve to it (``call.wav ./call.wav``, a
+    file given and in a folder given)."""
     skip = out_dir.resolve() if out_dir is not None else None
     found: list[Path] = []
     seen: set[Path] = set()
@@ -39,8 +40,7 @@ def _folder_files(folder: Path, skip: Path | None) -> Iterator[Path]:
     """The audio files under ``folder`` but not under the folder ``skip`` (resolved) when that is inside
     it: an output folder that holds ``folder`` (``-o .``) leaves it whole."""
     for top, dirs, names in os.walk(folder):  # links to folders are not followed, as Path.rglob does
-        if skip is not None:
-            dirs[:] = [d for d in dirs if Path(top, d).resolve() != skip]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (skip is None or Path(top, d).resolve() != skip)]
         for name in names:
             f = Path(top, name)
             if f.suffix.lower() in INPUT_SUFFIXES and not name.startswith(".") and f.is_file():

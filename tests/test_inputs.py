@@ -178,3 +178,10 @@ def test_suffix_outputs_of_qualified_names_are_not_inputs(tmp_path):
                                               ("talk_clean.wav", "talk_clean")]
     assert sorted(p.name for p in dropped) == ["call_clean.wav", "call_flac_clean.wav", "call_wav_clean.wav"]
     assert len(files) == 6
+
+
+def test_a_folder_input_leaves_hidden_folders_out(tmp_path, write_audio):
+    write_audio("lib/talk.wav")
+    write_audio("lib/.Trash/old.wav")
+    write_audio("lib/.cache/x/clip.wav")
+    assert input_files([str(tmp_path / "lib")]) == [tmp_path / "lib" / "talk.wav"]
