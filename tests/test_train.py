@@ -1,6 +1,7 @@
 """The voice training loop: it learns, resumes, checkpoints as plain data, exports and reloads."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
+from deepsep.cli import main
 from deepsep.commands.train import train as train_group
 from deepsep.errors import UsageError
 from deepsep.modelfile import load_model
@@ -374,3 +376,19 @@ def test_validation_at_a_file_rate_scores_the_items_as_files_of_that_rate(dirs, 
     assert "resampled" not in at_model_rate["metrics"]["validation"]
     with pytest.raises(UsageError, match="--valid-rate"):
         _opts(dirs, tmp_path, valid_rate=-1)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("voice16-ensemble", "an ensemble, with no weights of its own; give one of its models (voice16-unet, voice16-convtasnet)"),
+    ("voice", "an alias of several models"),
+    ("nosuch", "unknown model 'nosuch'"),
+    ("missing/best.pt", "no such file"),
+])
+def test_an_init_without_weights_is_a_usage_error_before_any_work(tmp_path, source, message):
+    from deepsep.train.checkpoints import check_init
+
+    with pytest.raises(UsageError, match=re.escape(f"--init {source}: ") + ".*" + re.escape(message)):
+        check_init(source)
+    res = CliRunner().invoke(main, ["train", "unet16", "--init", source, "--steps", "1", "-o", str(tmp_path / "run"),
+                                    "--data-root", str(tmp_path)])
+    assert res.exit_code == 2 and f"--init {source}: " in res.output and not (tmp_path / "run").exists(), res.output

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..console import reported
-from ..train.checkpoints import prepare_run_folder
+from ..train.checkpoints import check_init, prepare_run_folder
 from ..train.distributed import is_main, local_batch
 from ..train.export import destination, export_model
 from ..train.voice import VoiceTrainOptions
@@ -141,6 +141,8 @@ def _run(recipe: str, kw: dict) -> None:
     d.setdefault("out", f"runs/{recipe}")
     with reported():
         opts = VoiceTrainOptions(**d)
+        if opts.init:
+            check_init(opts.init)
         prepare_run_folder(opts.out_dir, resume, overwrite)
         local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
     command = command_line(click.get_current_context())

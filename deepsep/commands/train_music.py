@@ -15,7 +15,7 @@ import click
 
 from ..console import reported
 from ..musdb import SHARED_MUSDB7, MusicDataset
-from ..train.checkpoints import model_from_checkpoint, prepare_run_folder
+from ..train.checkpoints import check_init, model_from_checkpoint, prepare_run_folder
 from ..train.distributed import is_main, local_batch, main_first
 from ..train.export import destination
 from ..train.music import MusicTrainOptions, export_music, load_data, train_music
@@ -111,6 +111,8 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
             adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight, ema=ema,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
         )
+        if init:
+            check_init(init)
         if not evaluate_only:
             prepare_run_folder(opts.out_dir, resume, overwrite)
             local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes

@@ -91,6 +91,29 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
     return model.eval()
 
 
+def check_init(source: str) -> None:
+    """A UsageError, before any work, for an ``--init`` that cannot give weights: a file that is not
+    there, or a name that is no single model (an unknown name, an alias, an ensemble: these have no
+    weights of their own)."""
+    from ..errors import ModelError
+    from ..weights import check_name, is_model_path, load_manifest
+
+    if source.endswith(".pt") or is_model_path(source):
+        if not Path(source).expanduser().is_file():
+            raise UsageError(f"--init {source}: no such file")
+        return
+    manifest = load_manifest()
+    if source in manifest.bags or source in manifest.rate_aliases:
+        kind = "an ensemble" if source in manifest.bags else "an alias of several models"
+        members = [m for t in manifest.targets(source) for m in (manifest.bags[t].members if t in manifest.bags else (t,))]
+        raise UsageError(f"--init {source}: {kind}, with no weights of its own; give one of its models "
+                         f"({', '.join(members)})")
+    try:
+        check_name(source, manifest)
+    except ModelError as e:
+        raise UsageError(f"--init {source}: {e}") from None
+
+
 def init_weights(model: SeparationModel, source: str) -> list[str]:
     """Load the weights of ``source`` (a model name, a ``.safetensors`` file or a training
     checkpoint ``.pt``) into ``model``, which must have the same architecture and either the same
