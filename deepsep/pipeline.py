@@ -191,6 +191,9 @@ def as_signal(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
     if x.ndim not in (1, 2) or x.size == 0 or not (integer or np.issubdtype(x.dtype, np.floating)):
         raise AudioError(f"audio must be a non-empty (time,) or (channels, time) array of real numbers, "
                          f"not shape {x.shape} of {x.dtype}")
+    if integer and x.dtype.itemsize > 4:  # no audio format stores 64-bit integers: a list of Python ints
+        raise AudioError(f"audio of {x.dtype} samples: give floats in [-1, 1] or int16/int32/uint8 samples "
+                         "(a list of Python ints is int64)")
     if x.ndim == 2 and x.shape[0] > x.shape[1]:
         raise AudioError(f"audio of shape {x.shape} looks like (time, channels), with more channels than samples: "
                          f"pass audio.T (deepsep takes (channels, time))")
@@ -230,8 +233,7 @@ def separate_signal(
             return stem.astype(dtype, copy=False)
         info = np.iinfo(dtype)
         half = (int(info.max) - int(info.min) + 1) // 2
-        top = float(info.max) if info.bits < 64 else np.nextafter(float(info.max), 0.0)  # 2**63 - 1 is no float64
-        return np.clip(np.rint(stem.astype(np.float64) * half + (int(info.min) + half)), info.min, top).astype(dtype)
+        return np.clip(np.rint(stem.astype(np.float64) * half + (int(info.min) + half)), info.min, info.max).astype(dtype)
 
     stems = [typed(stem[0] if np.ndim(audio) == 1 else stem) for stem in stems]
     if isinstance(audio, torch.Tensor):

@@ -175,6 +175,13 @@ def test_integer_audio_is_scaled_and_stems_keep_its_type(dtype, scale, offset):
     assert all(v.dtype == torch.from_numpy(xi).dtype and v.shape == (6000,) for v in mono.values())
 
 
+def test_64_bit_integer_audio_is_refused():
+    """No audio format stores int64: such samples (a list of Python ints) would have been scaled by
+    2**63 to silence; an AudioError says what to give instead."""
+    with pytest.raises(AudioError, match="int64 samples: give floats"):
+        deepsep.separate(deepsep.load_model("tiny-test"), [0, 1000, -1000] * 100, 8000)
+
+
 def test_float_stems_keep_the_input_type():
     model = deepsep.load_model("tiny-test")
     x = 0.1 * np.random.default_rng(4).standard_normal(4000)
