@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, sf_name
 from .drums import DEFAULT_SOUNDFONT
 from .errors import DeepsepError
 
@@ -226,7 +226,7 @@ def audio_check(path: Path) -> tuple[str | None, float]:
     if is_musdb_test_song(path):
         return "a MUSDB18 test song's name", 0.0
     try:
-        info = sf.info(str(path))
+        info = sf.info(sf_name(path))
     except RuntimeError:
         return "not readable audio", 0.0
     if info.duration < MIN_SECONDS:
@@ -246,7 +246,7 @@ def _flat_name(member: str, common: str) -> str:
 def _seconds(path: Path) -> float:
     import soundfile as sf
 
-    return sf.info(str(path)).duration
+    return sf.info(sf_name(path)).duration
 
 
 def _sha256(path: Path) -> str:
@@ -262,15 +262,15 @@ def _sum_to_flac(a: Path, b: Path, out: Path) -> float:
     down to a peak of 1 where it would clip; return that gain (1.0 mostly)."""
     import soundfile as sf
 
-    x, ra = sf.read(str(a), dtype="float32", always_2d=True)
-    y, rb = sf.read(str(b), dtype="float32", always_2d=True)
+    x, ra = sf.read(sf_name(a), dtype="float32", always_2d=True)
+    y, rb = sf.read(sf_name(b), dtype="float32", always_2d=True)
     if ra != rb:
         raise DeepsepError(f"{a} and {b} have different sample rates ({ra}, {rb})")
     n = min(len(x), len(y))
     mix = x[:n] + y[:n]
     peak = float(np.abs(mix).max()) if n else 0.0
     gain = 1 / peak if peak > 1 else 1.0
-    sf.write(str(out), mix * gain, ra, subtype="PCM_24")
+    sf.write(sf_name(out), mix * gain, ra, subtype="PCM_24")
     return gain
 
 
@@ -384,7 +384,7 @@ def _stage_loops(package: Package, root: Path, paths: Sequence[str], staged: Pat
     for member in paths:
         src = root / member
         try:
-            x, rate = sf.read(str(src), dtype="float32", always_2d=True)
+            x, rate = sf.read(sf_name(src), dtype="float32", always_2d=True)
         except RuntimeError:
             skipped.append({"file": member, "why": "not readable audio"})
             continue
@@ -394,7 +394,7 @@ def _stage_loops(package: Package, root: Path, paths: Sequence[str], staged: Pat
         tiled = np.tile(x, (int(np.ceil(MIN_SECONDS * rate / len(x))), 1))
         dst = staged / "drums" / package.name / f"{src.stem}.flac"
         dst.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(dst), tiled, rate, subtype="PCM_24")
+        sf.write(sf_name(dst), tiled, rate, subtype="PCM_24")
         kept.append({"file": f"drums/{package.name}/{dst.name}", "seconds": round(len(tiled) / rate, 1),
                      "loop_seconds": round(len(x) / rate, 2)})
     return kept, skipped

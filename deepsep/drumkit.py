@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import resample
+from .audio import resample, sf_name
 from .errors import DeepsepError
 
 #: General MIDI drum notes (after the Roland TD-11 mapping of :mod:`deepsep.drums`) -> role
@@ -135,7 +135,7 @@ def _text(el: ET.Element, tag: str, ns: str, default: str = "") -> str:
 
 
 def _read_sample(path: Path, sample_rate: int, pan: tuple[float, float]) -> np.ndarray:
-    audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    audio, rate = sf.read(sf_name(path), dtype="float32", always_2d=True)
     audio = audio.T[:2]
     if audio.shape[0] == 1:
         audio = np.repeat(audio, 2, axis=0)

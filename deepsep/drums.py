@@ -25,6 +25,7 @@ from typing import TypeVar
 import numpy as np
 import soundfile as sf
 
+from .audio import sf_name
 from .errors import DeepsepError
 
 #: GM drum-kit programs (bank 128) that FluidR3_GM has
@@ -93,7 +94,7 @@ def render_midi(midi_path: str | Path, soundfont: str | Path, sample_rate: int =
                                f"{max_bytes >> 20} MB of output (a note never released?)")
         if proc.returncode != 0 or not wav.is_file():
             raise DeepsepError(f"{midi_path}: fluidsynth failed ({(proc.stderr or proc.stdout).strip()[:200]})")
-        audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+        audio, rate = sf.read(sf_name(wav), dtype="float32", always_2d=True)
     audio = audio.T[:2]
     if audio.shape[0] == 1:
         audio = np.repeat(audio, 2, axis=0)
@@ -168,7 +169,7 @@ def render_folder(midi_dir: str | Path, out_dir: str | Path, render: Renderer, s
             peak = float(np.abs(audio).max())
             if peak > 0:
                 tmp = dst.with_name(dst.name + ".partial.flac")
-                sf.write(str(tmp), (audio * (0.99 / peak)).T, sample_rate, subtype="PCM_24")
+                sf.write(sf_name(tmp), (audio * (0.99 / peak)).T, sample_rate, subtype="PCM_24")
                 tmp.replace(dst)
         if dst.is_file():
             outputs.append(dst)

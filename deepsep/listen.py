@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .audio import sf_name
 from .errors import DeepsepError
 from .models.base import SeparationModel
 
@@ -32,12 +33,12 @@ def excerpt(path: Path, start: float, seconds: float) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        info = sf.info(sf_name(path))
     except RuntimeError as e:
         raise DeepsepError(f"{path}: cannot read it as audio ({str(e).splitlines()[0]})") from None
     frames = min(info.frames, int(round(seconds * info.samplerate)))
     first = max(0, min(int(round(start * info.samplerate)), info.frames - frames))
-    x, rate = sf.read(str(path), start=first, frames=frames, dtype="float32", always_2d=True)
+    x, rate = sf.read(sf_name(path), start=first, frames=frames, dtype="float32", always_2d=True)
     return np.ascontiguousarray(x.T), int(rate)
 
 
@@ -47,7 +48,7 @@ def _write(path: Path, audio: np.ndarray, rate: int) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}.wav")
-    sf.write(str(tmp), audio.T, rate, subtype="FLOAT")
+    sf.write(sf_name(tmp), audio.T, rate, subtype="FLOAT")
     os.replace(tmp, path)
 
 
@@ -75,7 +76,7 @@ def listening_set(songs: Sequence[Path], models: Mapping[str, SeparationModel], 
         if mix_path.is_file():
             import soundfile as sf
 
-            old, old_rate = sf.read(str(mix_path), dtype="float32", always_2d=True)
+            old, old_rate = sf.read(sf_name(mix_path), dtype="float32", always_2d=True)
             if old_rate != rate or old.T.shape != audio.shape or not np.array_equal(old.T, audio):
                 raise DeepsepError(f"{mix_path} holds another excerpt of {song.name}: "
                                    f"use another output folder or the same --start / --seconds")

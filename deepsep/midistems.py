@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import sf_name
 from .drums import DRUM_CHANNEL, render_midi
 from .errors import DeepsepError
 
@@ -122,7 +123,7 @@ def render_songs(files: Sequence[Path], out_dir: Path, soundfont: str | Path, sa
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             for name, audio in stems.items():
-                sf.write(str(tmp / f"{name}.flac"), audio.T, sample_rate, subtype="PCM_24")
+                sf.write(sf_name(tmp / f"{name}.flac"), audio.T, sample_rate, subtype="PCM_24")
             os.replace(tmp, dst)
         done.append(dst)
         if progress:

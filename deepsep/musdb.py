@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_EXTENSIONS, resample
+from .audio import AUDIO_EXTENSIONS, resample, sf_name
 from .paths import cache_root
 
 SAMPLE_RATE = 44100
@@ -156,11 +156,11 @@ def solo_tracks(folder: str | Path, stem: str, max_seconds: float | None = None)
         import soundfile as sf
 
         total, kept = 0.0, []
-        for n in sorted(names, key=lambda n: hashlib.sha1(files[n].relative_to(root).as_posix().encode()).hexdigest()):
+        for n in sorted(names, key=lambda n: hashlib.sha1(os.fsencode(files[n].relative_to(root).as_posix())).hexdigest()):
             if total >= max_seconds:
                 break
             kept.append(n)
-            total += sf.info(str(files[n])).duration
+            total += sf.info(sf_name(files[n])).duration
         names = sorted(kept)
     return [TrackRef(n, files=((stem, files[n]),)) for n in names]
 
@@ -194,7 +194,7 @@ def _read_file(path: Path, sample_rate: int) -> np.ndarray:
     with soxr, mono duplicated to stereo, channels after the first two dropped."""
     import soundfile as sf
 
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (time, channels)
+    x, sr = sf.read(sf_name(path), dtype="float32", always_2d=True)  # (time, channels)
     x = x.T
     if x.shape[0] == 1:
         x = np.repeat(x, 2, axis=0)

@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import AUDIO_EXTENSIONS
+from .audio import AUDIO_EXTENSIONS, sf_name
 from .augment import band_limit, random_eq, reverberate
 
 MIX_RE = re.compile(r"^mix_snr_(-?\d+)\.wav$")
@@ -57,7 +57,7 @@ def list_audio(folder: str | Path) -> list[Path]:
 
 def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     """A file as float32 mono (channels averaged) at ``sample_rate`` (soxr if it differs): (time,)."""
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    data, sr = sf.read(sf_name(path), dtype="float32", always_2d=True)
     x = data.mean(axis=1)
     if sr != sample_rate:
         import soxr
@@ -170,9 +170,9 @@ def write_item(root: str | Path, index: int, voice: np.ndarray, noise: np.ndarra
     sub.mkdir(parents=True, exist_ok=True)
     for old in sub.glob("mix_snr_*.wav"):
         old.unlink()
-    sf.write(str(sub / "voice.wav"), voice, sample_rate, subtype=subtype)
-    sf.write(str(sub / "noise.wav"), noise, sample_rate, subtype=subtype)
-    sf.write(str(sub / f"mix_snr_{int(snr)}.wav"), voice + noise, sample_rate, subtype=subtype)
+    sf.write(sf_name(sub / "voice.wav"), voice, sample_rate, subtype=subtype)
+    sf.write(sf_name(sub / "noise.wav"), noise, sample_rate, subtype=subtype)
+    sf.write(sf_name(sub / f"mix_snr_{int(snr)}.wav"), voice + noise, sample_rate, subtype=subtype)
     return sub
 
 

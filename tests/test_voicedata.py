@@ -156,3 +156,18 @@ def test_opus_corpora_are_read_at_the_model_rate(tmp_path):
     mixer = OnTheFlyMixer.from_folders(tmp_path / "speech", tmp_path / "speech", 16000, 8000)
     mix, voice, noise_ = mixer.example()
     torch.testing.assert_close(mix, voice + noise_)
+
+
+def test_training_data_with_file_names_that_are_not_utf8(tmp_path):
+    """A corpus file named in another encoding (Latin-1 'café': byte 0xE9) reads, as in `separate`."""
+    import os
+
+    from deepsep.voicedata import list_audio, load_corpus
+
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    name = os.fsdecode(os.fsencode(folder) + b"/caf\xe9.wav")
+    sf.write(os.fsencode(name), 0.1 * np.ones(8000, np.float32), 8000)
+    assert [p.name for p in list_audio(folder)] == [os.fsdecode(b"caf\xe9.wav")]
+    (clip,) = load_corpus(folder, 8000)
+    assert clip.shape == (8000,)

@@ -140,9 +140,11 @@ def plot_outputs(source: Path, stems: dict[str, Path], path: Path, seconds: floa
     """Spectrograms of an input file and its written stems (their first ``seconds``)."""
     import soundfile as sf
 
+    from ..audio import sf_name
+
     def head(p: Path) -> tuple[np.ndarray, int]:
-        info = sf.info(str(p))
-        data, rate = sf.read(str(p), frames=int(seconds * info.samplerate), dtype="float32", always_2d=True)
+        info = sf.info(sf_name(p))
+        data, rate = sf.read(sf_name(p), frames=int(seconds * info.samplerate), dtype="float32", always_2d=True)
         return data.T, rate
 
     try:
