@@ -162,3 +162,11 @@ def test_shipped_manifest_is_consistent():
         assert all(rule.model in manifest.entries or rule.model in manifest.bags for rule in rules), alias
     for name, bag in manifest.bags.items():  # ensembles of the entries above, their weights summing to one
         assert all(m in manifest.entries for m in bag.members) and abs(sum(bag.weights) - 1) < 1e-9, name
+
+
+def test_shipped_voice_picks_an_ensemble_and_voice_fast_one_of_its_members():
+    manifest = load_manifest(Path(__file__).resolve().parents[1] / "weights_manifest.json")
+    for rate in (8000, 16000, 44100, 48000):
+        bag = manifest.bags[manifest.alias_for_rate("voice", rate)]
+        assert manifest.alias_for_rate("voice-fast", rate) in bag.members, rate
+    assert manifest.sample_rate_of(manifest.alias_for_rate("voice", 8000)) == 8000
