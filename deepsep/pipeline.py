@@ -214,13 +214,14 @@ def as_signal(audio: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
 
 def separate_signal(
     model: SeparationModel, audio: np.ndarray | torch.Tensor, sample_rate: int, names: Sequence[str],
-    matrix: np.ndarray, engine: EngineOptions = DEFAULT_ENGINE,
+    matrix: np.ndarray, engine: EngineOptions = DEFAULT_ENGINE, signal: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | torch.Tensor]:
     """The stems ``names`` that ``matrix`` (stems, sources) makes of ``audio`` (see
     :func:`separate_array`): {name: stem}, each shaped and typed like ``audio`` (a tensor: its
     dtype and device). The model computes in float32: integer stems are scaled back from [-1, 1),
-    rounded and clipped to the type's range."""
-    x = as_signal(audio, sample_rate)
+    rounded and clipped to the type's range. ``signal``: ``as_signal(audio, sample_rate)`` where
+    the caller has it already."""
+    x = as_signal(audio, sample_rate) if signal is None else signal
     stems = collect_stems(model, ArrayReader(x, int(sample_rate)), matrix, engine)
     dtype: np.dtype
     if isinstance(audio, torch.Tensor):  # numpy has no bfloat16: float32 here, the tensor's dtype below

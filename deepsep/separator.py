@@ -82,7 +82,7 @@ class Separator:
         else:
             _, model = self._models.for_signal(torch.from_numpy(signal), rate)
         names, matrix = stem_matrix(model.sources, self.output)
-        return separate_signal(model, audio, rate, names, matrix, self.engine)
+        return separate_signal(model, audio, rate, names, matrix, self.engine, signal)
 
     def separate_audio_file(self, path: str | Path) -> tuple[dict[str, np.ndarray], int]:
         """A file's stems in memory: ({stem: (channels, time) float32}, the file's sample rate).
