@@ -65,11 +65,11 @@ def test_convtasnet_default_is_small():
 
 @pytest.mark.parametrize("length", [37, 1000])
 def test_fast_layers_match_torchaudio(length):
-    """The CPU speed-ups compute torchaudio's Conv-TasNet exactly: same outputs, same gradients,
-    same state-dict keys (the shipped weights load into either)."""
+    """The CPU speed-ups compute torchaudio's Conv-TasNet exactly: same outputs with and without
+    gradients, same gradients, same state-dict keys (the shipped weights load into either)."""
     from torchaudio.models import ConvTasNet as Stock
 
-    from deepsep.models.fast_layers import FastPReLU, FoldedDilatedConv1d, speed_up
+    from deepsep.models.fast_layers import DepthwiseConv1d, FastPReLU, MatmulConvTranspose1d, speed_up
 
     torch.manual_seed(0)
     kw = dict(num_sources=2, enc_kernel_size=8, enc_num_feats=16, msk_num_feats=8, msk_num_hidden_feats=12,
@@ -81,12 +81,15 @@ def test_fast_layers_match_torchaudio(length):
     fast = Stock(**kw)
     fast.load_state_dict(stock.state_dict())
     speed_up(fast)
-    assert sum(isinstance(m, FoldedDilatedConv1d) for m in fast.modules()) == 2 * 3  # dilations 2, 4, 8
+    assert sum(isinstance(m, DepthwiseConv1d) for m in fast.modules()) == 2 * 4  # dilations 1, 2, 4, 8
+    assert isinstance(fast.decoder, MatmulConvTranspose1d)
     assert sum(isinstance(m, FastPReLU) for m in fast.modules()) == 2 * 4 * 2 + 1
     assert fast.state_dict().keys() == stock.state_dict().keys()
     x = torch.randn(3, 1, length)
     y0, y1 = stock(x), fast(x)
     assert torch.allclose(y0, y1, atol=1e-5)
+    with torch.inference_mode():  # separation's path: shifted taps instead of convolutions
+        assert torch.allclose(stock(x), fast(x), atol=1e-5)
     w = torch.randn_like(y0)
     (y0 * w).sum().backward()
     (y1 * w).sum().backward()
