@@ -4,7 +4,9 @@
 # (the candidate for 16 kHz files); B does the same with a share FULL_RATE (default 0.5) of its
 # examples through a 48 kHz round trip, validated on items resampled to 48 kHz (--p-full-rate,
 # --valid-rate: the band edge a 44.1/48 kHz file has; the candidate for voice16-unet-48k, which
-# serves files above 16 kHz; session 17, README); C trains convtasnet16 from scratch. Each run's
+# serves files above 16 kHz; session 17, README); C continues voice16-convtasnet (session 13's run C,
+# trained from scratch for 8.8 GPU minutes, was still climbing; a CPU stage did not move it), the
+# member of the `voice` ensembles that more GPU time lifts most (README). Each run's
 # best.pt comes back without its optimizer state (float16 for the U-Nets), in pieces under 16 MB,
 # with the logs.
 #   OUT=/some/dir MINUTES=5.5 bash scripts/gpu_stage.sh
@@ -51,7 +53,7 @@ N=(); [ -z "${NARROW:-}" ] || N=(--narrow-speech $W/narrow_speech --narrow-noise
 UNET=(--init voice16-unet --batch-size 16 --lr 5e-4 --workers 5 --valid-every 500 --ckpt-every 500)
 python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" -o /tmp/runA > /tmp/runA.txt 2>&1 &
 python3 -m deepsep train unet16 "${COMMON[@]}" "${UNET[@]}" "${N[@]}" --p-full-rate "${FULL_RATE:-0.5}" --valid-rate 48000 -o /tmp/runB > /tmp/runB.txt 2>&1 &
-python3 -m deepsep train convtasnet16 "${COMMON[@]}" "${N[@]}" --batch-size 16 --workers 3 --valid-every 1000 --ckpt-every 1000 -o /tmp/runC > /tmp/runC.txt 2>&1 &
+python3 -m deepsep train convtasnet16 "${COMMON[@]}" "${N[@]}" --init voice16-convtasnet --lr 1e-3 --batch-size 16 --workers 3 --valid-every 1000 --ckpt-every 1000 -o /tmp/runC > /tmp/runC.txt 2>&1 &
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || true; uptime
 wait
 python3 - <<'EOF'
