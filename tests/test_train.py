@@ -392,3 +392,38 @@ def test_an_init_without_weights_is_a_usage_error_before_any_work(tmp_path, sour
     res = CliRunner().invoke(main, ["train", "unet16", "--init", source, "--steps", "1", "-o", str(tmp_path / "run"),
                                     "--data-root", str(tmp_path)])
     assert res.exit_code == 2 and f"--init {source}: " in res.output and not (tmp_path / "run").exists(), res.output
+
+
+def test_partner_trains_a_member_of_an_ensemble(dirs, tmp_path):
+    """--partner: the loss and the validation score the weighted average of a frozen partner's stems
+    and the model's (the ensemble it is trained for), not the model alone."""
+    from deepsep.models.bag import ModelBag
+    from deepsep.train.validation import ValidationSet, evaluate
+
+    train(_opts(dirs, tmp_path / "p", "convtasnet", steps=3, ckpt_every=3, valid_every=100), progress=False)
+    partner_pt = tmp_path / "p" / "run" / "last.pt"
+    opts = _opts(dirs, tmp_path / "m", "convtasnet", steps=4, ckpt_every=4, valid_every=4, partner=str(partner_pt),
+                 partner_weight=0.6)
+    train(opts, progress=False)
+    logged = [json.loads(r) for r in (tmp_path / "m" / "run" / "log.jsonl").read_text().splitlines() if '"valid"' in r][-1]
+    partner, member = model_from_checkpoint(partner_pt), model_from_checkpoint(tmp_path / "m" / "run" / "last.pt")
+    valid = ValidationSet(opts.valid_dir, SR)
+    bag = evaluate(ModelBag([partner, member], [0.6, 0.4]), valid)
+    alone = evaluate(member, valid)
+    assert logged["si_sdr"] == pytest.approx(bag["si_sdr"], abs=1e-3)
+    assert abs(alone["si_sdr"] - bag["si_sdr"]) > 1e-2
+    with torch.no_grad():  # the step's loss is the bag's
+        batch = __import__("deepsep.voicedata", fromlist=["x"]).OnTheFlyMixer.from_folders(
+            opts.speech_dir, opts.noise_dir, SR, 4000, seed=1).batch(2)
+        from deepsep.train.voice import VoiceTask
+        task = VoiceTask(opts, member, None, valid, torch.device("cpu"), partner)  # type: ignore[arg-type]
+        assert float(voice_loss(task._scored(member), *batch[:2], opts)) != float(voice_loss(member, *batch[:2], opts))
+    with pytest.raises(UsageError, match="--partner trains a Conv-TasNet"):
+        _opts(dirs, tmp_path, "unet", partner=str(partner_pt))
+    with pytest.raises(UsageError, match="--partner-weight"):
+        _opts(dirs, tmp_path, "convtasnet", partner=str(partner_pt), partner_weight=1.0)
+    with pytest.raises(UsageError, match="--partner voice16-convtasnet: 16000 Hz"):
+        train(_opts(dirs, tmp_path / "x", "convtasnet", steps=1, partner="voice16-convtasnet"), progress=False)
+    res = CliRunner().invoke(main, ["train", "convtasnet16", "--partner", "voice16-ensemble", "--steps", "1",
+                                    "-o", str(tmp_path / "run"), "--data-root", str(tmp_path)])
+    assert res.exit_code == 2 and "--partner voice16-ensemble: an ensemble" in res.output, res.output

@@ -83,6 +83,11 @@ def _options(f):
         click.option("--init", default=None,
                      help="Start from these weights: a model name (e.g. voice16-unet), a .safetensors file or a "
                           "training checkpoint .pt (a new stage; the export records every stage)."),
+        click.option("--partner", default=None, metavar="MODEL",
+                     help="Conv-TasNet: train it as an ensemble member beside this frozen model (a name, .safetensors "
+                          "or .pt): the loss and validation score their stems' weighted average [default: none]."),
+        click.option("--partner-weight", type=float, default=None,
+                     help="The partner's weight in that average (the bag's weight for it) [default: 0.75]."),
         click.option("--steps", type=int, default=None, help="Training steps (model default if omitted)."),
         click.option("--batch-size", type=int, default=None,
                      help="Examples per step, in total over the processes of a torchrun run (a multiple of their number)."),
@@ -143,6 +148,8 @@ def _run(recipe: str, kw: dict) -> None:
         opts = VoiceTrainOptions(**d)
         if opts.init:
             check_init(opts.init)
+        if opts.partner:
+            check_init(opts.partner, "--partner")
         prepare_run_folder(opts.out_dir, resume, overwrite)
         local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
     command = command_line(click.get_current_context())

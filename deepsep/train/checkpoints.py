@@ -83,6 +83,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ck
 
 
+def load_frozen(source: str, device: str | torch.device = "cpu") -> SeparationModel:
+    """A model to train beside, not to train: a manifest name, a ``.safetensors`` file (the
+    developer's own, loaded unchecked) or a training checkpoint ``.pt``; eval mode, no gradients."""
+    from ..weights import get_model
+
+    model = (model_from_checkpoint(source) if source.endswith(".pt")
+             else get_model(source, device, trust_local=True)).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def model_from_checkpoint(path: str | Path) -> SeparationModel:
     """The model a training checkpoint holds (its ``model`` weights, not the moving average), in eval mode."""
     ck = load_checkpoint(path)
@@ -91,27 +103,27 @@ def model_from_checkpoint(path: str | Path) -> SeparationModel:
     return model.eval()
 
 
-def check_init(source: str) -> None:
-    """A UsageError, before any work, for an ``--init`` that cannot give weights: a file that is not
-    there, or a name that is no single model (an unknown name, an alias, an ensemble: these have no
-    weights of their own)."""
+def check_init(source: str, option: str = "--init") -> None:
+    """A UsageError, before any work, for an ``--init`` (or another ``option`` that names one model's
+    weights) that cannot give weights: a file that is not there, or a name that is no single model
+    (an unknown name, an alias, an ensemble: these have no weights of their own)."""
     from ..errors import ModelError
     from ..weights import check_name, is_model_path, load_manifest
 
     if source.endswith(".pt") or is_model_path(source):
         if not Path(source).expanduser().is_file():
-            raise UsageError(f"--init {source}: no such file")
+            raise UsageError(f"{option} {source}: no such file")
         return
     manifest = load_manifest()
     if source in manifest.bags or source in manifest.rate_aliases:
         kind = "an ensemble" if source in manifest.bags else "an alias of several models"
         members = [m for t in manifest.targets(source) for m in (manifest.bags[t].members if t in manifest.bags else (t,))]
-        raise UsageError(f"--init {source}: {kind}, with no weights of its own; give one of its models "
+        raise UsageError(f"{option} {source}: {kind}, with no weights of its own; give one of its models "
                          f"({', '.join(members)})")
     try:
         check_name(source, manifest)
     except ModelError as e:
-        raise UsageError(f"--init {source}: {e}") from None
+        raise UsageError(f"{option} {source}: {e}") from None
 
 
 def init_weights(model: SeparationModel, source: str) -> list[str]:

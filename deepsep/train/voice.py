@@ -15,13 +15,14 @@ import torch
 
 from ..augment import room_impulse_responses
 from ..errors import UsageError
+from ..models.bag import ModelBag
 from ..models.base import SeparationModel
 from ..paths import data_path
 from ..registry import training_loss
 from ..voicedata import Augmentation, MixtureFolder, OnTheFlyMixer, load_corpus
 from . import distributed
 from .batches import WorkerBatches
-from .checkpoints import BatchSource
+from .checkpoints import BatchSource, load_frozen
 from .core import RunOptions, StepLoss, Validation, start_run, train_task
 from .validation import ValidationSet, evaluate, validation_set_for
 
@@ -60,6 +61,8 @@ class VoiceTrainOptions(RunOptions):
     mag_power: float = 1.0                # U-Net: the L1 loss on magnitudes raised to this power (0.3: compressed)
     stft_weight: float = 0.0              # weight of a multi-resolution STFT loss on the voice waveform (auraloss)
     workers: int = 0                      # processes mixing batches ahead of the step (0: in the training process)
+    partner: str | None = None            # a frozen model whose stems are averaged with this one's (loss, validation)
+    partner_weight: float = 0.75          # the partner's weight in that average: train a member of an ensemble for it
 
     def __post_init__(self) -> None:
         """Refuse options that cannot go together (a UsageError, before any work)."""
@@ -71,6 +74,11 @@ class VoiceTrainOptions(RunOptions):
             raise UsageError(f"--valid-rate must be a sample rate in Hz, not {self.valid_rate}")
         if self.p_full_rate and self.mixtures:
             raise UsageError("--p-full-rate augments on-the-fly mixing; it does not go with --mixtures")
+        if self.partner and self.model != "convtasnet":
+            raise UsageError("--partner trains a Conv-TasNet as a member of an ensemble (its loss is on the "
+                             "averaged waveforms); the U-Net's loss is on its own mask")
+        if not 0.0 < self.partner_weight < 1.0:
+            raise UsageError(f"--partner-weight must lie between 0 and 1, not {self.partner_weight}")
         if (self.narrow_speech_dir or self.narrow_noise_dir) and (self.mixtures or not self.p_band_limit):
             raise UsageError("--narrow-speech and --narrow-noise feed the band-limited examples of on-the-fly "
                              "mixing, which this run does not make (the 16 kHz recipes do, without --mixtures)")
@@ -147,22 +155,34 @@ def voice_batches(opts: VoiceTrainOptions, sample_rate: int, device: torch.devic
 
 
 class VoiceTask:
-    """The voice task for the step loop (a :class:`deepsep.train.core.Task`)."""
+    """The voice task for the step loop (a :class:`deepsep.train.core.Task`).
+
+    With a ``partner`` (a frozen model), the loss and the validation score the weighted average of
+    the partner's stems and the model's (a :class:`~deepsep.models.bag.ModelBag`): the model learns
+    to be the partner's ensemble member, making up for its errors rather than repeating them.
+    """
 
     best_key = "best_si_sdr"
 
     def __init__(self, opts: VoiceTrainOptions, model: SeparationModel, data: VoiceBatches, valid: ValidationSet,
-                 device: torch.device):
+                 device: torch.device, partner: SeparationModel | None = None):
         self.opts, self.model, self.data, self.valid, self.device = opts, model, data, valid, device
-        self.title = f"train {opts.model}"
+        self.partner = partner
+        self.title = f"train {opts.model}" + (f" beside {opts.partner}" if partner is not None else "")
+
+    def _scored(self, model: SeparationModel) -> SeparationModel:
+        """What the loss and validation score: the model, or its average with the partner."""
+        if self.partner is None:
+            return model
+        return ModelBag([self.partner, model], [self.opts.partner_weight, 1 - self.opts.partner_weight])
 
     def step_loss(self) -> StepLoss:
         mix, voice, _ = self.data.batch(self.opts.batch_size)  # the global batch: this rank's share of it
         mix, voice = distributed.shard(mix), distributed.shard(voice)
-        return voice_loss(self.model, mix.to(self.device), voice.to(self.device), self.opts), {}, None
+        return voice_loss(self._scored(self.model), mix.to(self.device), voice.to(self.device), self.opts), {}, None
 
     def validate(self, model: SeparationModel) -> Validation:
-        res = evaluate(model, self.valid, device=self.device)
+        res = evaluate(self._scored(model), self.valid, device=self.device)
         return Validation(res, res["si_sdr"], f"SI-SDRi {res['si_sdri']:.2f} dB")
 
     def states(self) -> dict[str, Any]:
@@ -177,8 +197,14 @@ def train(opts: VoiceTrainOptions, progress: bool = True, resume: bool = False,
     """Train (or resume) a voice model; return the final summary (steps done, best validation)."""
     device, paths, model, facts = start_run(opts, resume)
     sr = model.sample_rate
+    partner = None
+    if opts.partner:  # before the data: a partner that does not fit is a usage mistake
+        partner = load_frozen(opts.partner, device)
+        if (partner.sample_rate, partner.audio_channels, partner.sources) != (sr, model.audio_channels, model.sources):
+            raise UsageError(f"--partner {opts.partner}: {partner.sample_rate} Hz, {partner.sources}; the model "
+                             f"trained beside it must match ({sr} Hz, {model.sources})")
     data = voice_batches(opts, sr, device)
     with distributed.main_first(opts.device):  # rank 0 builds the validation mixtures
         valid = ValidationSet(validation_set_for(dataclasses.asdict(opts), sr), sr, opts.valid_rate or None)
-    task = VoiceTask(opts, model, data, valid, device)
+    task = VoiceTask(opts, model, data, valid, device, partner)
     return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
