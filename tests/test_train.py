@@ -379,7 +379,8 @@ def test_validation_at_a_file_rate_scores_the_items_as_files_of_that_rate(dirs, 
 
 
 @pytest.mark.parametrize("source, message", [
-    ("voice16-ensemble", "an ensemble, with no weights of its own; give one of its models (voice16-unet, voice16-convtasnet)"),
+    ("voice16-ensemble",
+     "an ensemble, with no weights of its own; give one of its models (voice16-unet, voice16-convtasnet-member)"),
     ("voice", "an alias of several models"),
     ("nosuch", "unknown model 'nosuch'"),
     ("missing/best.pt", "no such file"),
