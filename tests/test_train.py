@@ -17,7 +17,8 @@ from deepsep.modelfile import load_model
 from deepsep.train import VoiceTrainOptions, export_model, load_checkpoint, train
 from deepsep.train.checkpoints import init_weights, model_from_checkpoint
 from deepsep.train.core import lr_at, make_model
-from deepsep.train.voice import voice_loss
+from deepsep.train.voice import VoiceTask, voice_loss
+from deepsep.voicedata import OnTheFlyMixer
 from deepsep.weights import load_manifest, resolve, sha256_file
 
 SR = 8000
@@ -413,12 +414,17 @@ def test_partner_trains_a_member_of_an_ensemble(dirs, tmp_path):
     alone = evaluate(member, valid)
     assert logged["si_sdr"] == pytest.approx(bag["si_sdr"], abs=1e-3)
     assert abs(alone["si_sdr"] - bag["si_sdr"]) > 1e-2
-    with torch.no_grad():  # the step's loss is the bag's
-        batch = __import__("deepsep.voicedata", fromlist=["x"]).OnTheFlyMixer.from_folders(
-            opts.speech_dir, opts.noise_dir, SR, 4000, seed=1).batch(2)
-        from deepsep.train.voice import VoiceTask
-        task = VoiceTask(opts, member, None, valid, torch.device("cpu"), partner)  # type: ignore[arg-type]
-        assert float(voice_loss(task._scored(member), *batch[:2], opts)) != float(voice_loss(member, *batch[:2], opts))
+    batch = OnTheFlyMixer.from_folders(opts.speech_dir, opts.noise_dir, SR, 4000, seed=1).batch(2)
+
+    class Fixed:
+        def batch(self, size):
+            return batch
+
+    task = VoiceTask(opts, member, Fixed(), valid, torch.device("cpu"), partner)  # type: ignore[arg-type]
+    with torch.no_grad():  # the step's loss is the bag's too
+        step = float(task.step_loss()[0])
+        assert step == pytest.approx(float(voice_loss(ModelBag([partner, member], [0.6, 0.4]), *batch[:2], opts)), abs=1e-4)
+        assert abs(step - float(voice_loss(member, *batch[:2], opts))) > 1e-3
     with pytest.raises(UsageError, match="--partner trains a Conv-TasNet"):
         _opts(dirs, tmp_path, "unet", partner=str(partner_pt))
     with pytest.raises(UsageError, match="--partner-weight"):
