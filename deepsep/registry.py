@@ -34,10 +34,10 @@ class VoiceLossOptions(unet.UNetLossOptions, convtasnet.ConvTasNetLossOptions, P
     """What the voice architectures' training losses read from a run's options."""
 
 
-#: (model, mix (batch, channels, time), voice (batch, channels, time), options) -> (loss, stems
-#: (batch, sources, channels, time))
-TrainingLoss = Callable[[SeparationModel, torch.Tensor, torch.Tensor, VoiceLossOptions],
-                        tuple[torch.Tensor, torch.Tensor]]
+#: (model, mix (batch, channels, time), voice (batch, channels, time), options, partner: None or (its
+#: stems, its weight) when the loss scores an ensemble) -> (loss, stems (batch, sources, channels, time))
+TrainingLoss = Callable[[SeparationModel, torch.Tensor, torch.Tensor, VoiceLossOptions,
+                         tuple[torch.Tensor, float] | None], tuple[torch.Tensor, torch.Tensor]]
 
 #: the training loss of each voice architecture, defined beside its model (the music model's
 #: losses are its task's: ``train/music.py``)

@@ -84,7 +84,7 @@ def _options(f):
                      help="Start from these weights: a model name (e.g. voice16-unet), a .safetensors file or a "
                           "training checkpoint .pt (a new stage; the export records every stage)."),
         click.option("--partner", default=None, metavar="MODEL",
-                     help="Conv-TasNet: train it as an ensemble member beside this frozen model (a name, .safetensors "
+                     help="Train the model as an ensemble member beside this frozen model (a name, .safetensors "
                           "or .pt): the loss and validation score their stems' weighted average [default: none]."),
         click.option("--partner-weight", type=float, default=None,
                      help="The partner's weight in that average (the bag's weight for it) [default: 0.75]."),

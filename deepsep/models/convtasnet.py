@@ -78,16 +78,20 @@ class ConvTasNetLossOptions(Protocol):
     def noise_weight(self) -> float: ...
 
 
-def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor,
-                  opts: ConvTasNetLossOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: ConvTasNetLossOptions,
+                  partner: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Conv-TasNet's training loss on a batch: mix, voice (batch, channels=1, time) -> (loss,
     stems (batch, sources, channels, time)).
 
     Negative SI-SNR (Luo & Mesgarani) of the voice, or with ``noise_weight`` the weighted mean over
     voice and noise (noise = mix - voice): the noise term fixes the voice's scale, which SI-SNR
     alone leaves free, so that the stems are at the right level (SDR) and not only in shape (SI-SDR).
+    With a ``partner`` (its stems, computed without gradients, and its weight w) the loss scores the
+    ensemble's stems ``w * partner + (1 - w) * model``, which are returned.
     """
     stems = model(mix)
+    if partner is not None:
+        stems = partner[1] * partner[0] + (1 - partner[1]) * stems
     loss = -si_sdr(stems[:, 0], voice).mean()
     if opts.noise_weight:
         loss = (loss - opts.noise_weight * si_sdr(stems[:, 1], mix - voice).mean()) / (1 + opts.noise_weight)

@@ -137,8 +137,8 @@ class UNetLossOptions(Protocol):
     def si_weight(self) -> float: ...
 
 
-def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor,
-                  opts: UNetLossOptions) -> tuple[torch.Tensor, torch.Tensor]:
+def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: UNetLossOptions,
+                  partner: tuple[torch.Tensor, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The U-Net's training loss on a batch: mix, voice (batch, channels=1, time) -> (loss, stems
     (batch, sources, channels, time)).
 
@@ -146,14 +146,24 @@ def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor
     by the mixture's mean magnitude per example (the gain the network sees), plus ``si_weight``
     times the negative SI-SDR of the voice waveform; with ``mag_power`` p the magnitudes are
     compressed (|X|^p) before the L1, which weighs quiet bins more.
+
+    With a ``partner`` (its stems (batch, sources, channels, time), computed without gradients, and
+    its weight w) both terms score the ensemble ``w * partner + (1 - w) * U-Net``: its voice
+    spectrogram ``w * STFT(partner voice) + (1 - w) * mask * mixture`` and its stems are returned.
     """
     if not isinstance(model, UNet):
         raise TypeError(f"the U-Net loss needs a U-Net, not a {type(model).__name__}")
     stems, m, mag = model.separate_with_spec(mix)
     cfg = model.config
     vmag = stft(voice, cfg.n_fft, cfg.hop).abs()
+    est = m * mag
+    if partner is not None:
+        p_stems, w = partner
+        own = m * stft(mix, cfg.n_fft, cfg.hop)
+        est = (w * stft(p_stems[:, 0], cfg.n_fft, cfg.hop) + (1 - w) * own).abs()
+        stems = w * p_stems + (1 - w) * stems
     p = opts.mag_power
-    est, ref = ((m * mag) ** p, vmag ** p) if p != 1.0 else (m * mag, vmag)
+    est, ref = (est ** p, vmag ** p) if p != 1.0 else (est, vmag)
     scale = (mag ** p if p != 1.0 else mag).mean(dim=(-2, -1), keepdim=True) + 1e-8
     loss = ((est - ref).abs() / scale).mean()
     if opts.si_weight:

@@ -92,13 +92,18 @@ class ValidationSet:
 
 
 def _rows(model: SeparationModel, items: Sequence[EvalItem], engine: EngineOptions) -> list[dict[str, Any]]:
-    """The rows of :func:`deepsep.evaluation.evaluate` (no PESQ/STOI), the model in eval mode meanwhile."""
-    was_training = model.training
+    """The rows of :func:`deepsep.evaluation.evaluate` (no PESQ/STOI), the model in eval mode meanwhile.
+
+    Each submodule's mode is restored, not the model's mode on all: a bag built for validation
+    around a frozen partner (in eval mode) and a training model must give each back its own.
+    """
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         return evaluate_items(model, items, engine, perceptual=False).rows
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 @torch.no_grad()

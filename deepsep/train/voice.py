@@ -74,9 +74,6 @@ class VoiceTrainOptions(RunOptions):
             raise UsageError(f"--valid-rate must be a sample rate in Hz, not {self.valid_rate}")
         if self.p_full_rate and self.mixtures:
             raise UsageError("--p-full-rate augments on-the-fly mixing; it does not go with --mixtures")
-        if self.partner and self.model != "convtasnet":
-            raise UsageError("--partner trains a Conv-TasNet as a member of an ensemble (its loss is on the "
-                             "averaged waveforms); the U-Net's loss is on its own mask")
         if not 0.0 < self.partner_weight < 1.0:
             raise UsageError(f"--partner-weight must lie between 0 and 1, not {self.partner_weight}")
         if (self.narrow_speech_dir or self.narrow_noise_dir) and (self.mixtures or not self.p_band_limit):
@@ -84,14 +81,20 @@ class VoiceTrainOptions(RunOptions):
                              "mixing, which this run does not make (the 16 kHz recipes do, without --mixtures)")
 
 
-def voice_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: VoiceTrainOptions) -> torch.Tensor:
+def voice_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor, opts: VoiceTrainOptions,
+               partner: SeparationModel | None = None) -> torch.Tensor:
     """The model's training loss on a batch; mix, voice: (batch, channels=1, time).
 
     The architecture's own loss (:func:`deepsep.registry.training_loss`: the U-Net's magnitude L1
     (+ SI-SDR), Conv-TasNet's SI-SNR), plus ``stft_weight`` times a multi-resolution STFT loss on
-    the voice waveform.
+    the voice waveform. With a frozen ``partner`` both score the ensemble ``partner_weight *
+    partner + (1 - partner_weight) * model`` (the partner runs without gradients).
     """
-    loss, stems = training_loss(opts.model)(model, mix, voice, opts)
+    scored = None
+    if partner is not None:
+        with torch.no_grad():
+            scored = (partner(mix).float(), opts.partner_weight)
+    loss, stems = training_loss(opts.model)(model, mix, voice, opts, scored)
     if opts.stft_weight:
         loss = loss + opts.stft_weight * _mrstft(model.sample_rate)(stems[:, 0], voice)
     return loss
@@ -179,7 +182,7 @@ class VoiceTask:
     def step_loss(self) -> StepLoss:
         mix, voice, _ = self.data.batch(self.opts.batch_size)  # the global batch: this rank's share of it
         mix, voice = distributed.shard(mix), distributed.shard(voice)
-        return voice_loss(self._scored(self.model), mix.to(self.device), voice.to(self.device), self.opts), {}, None
+        return voice_loss(self.model, mix.to(self.device), voice.to(self.device), self.opts, self.partner), {}, None
 
     def validate(self, model: SeparationModel) -> Validation:
         res = evaluate(self._scored(model), self.valid, device=self.device)
