@@ -14,7 +14,8 @@ from .audio import AudioReader
 from .engine import resolve_device
 from .modelcache import ModelCache
 from .models.base import SeparationModel
-from .options import DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn, check_engine
+from .options import (DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn, check_engine,
+                      check_segment)
 from .outputs import FileResult, check_output
 from .pipeline import as_signal, collect_stems, separate_signal
 from .separation import separate_file
@@ -32,7 +33,8 @@ class Separator:
     ``two_stems``, ``atten_lim``; all the sources by default) and how :meth:`separate_file`
     writes them (format, names, existing outputs). A UsageError for options that do not go
     together, at once, and a ModelError for a model name or file that is not there (the weights are
-    loaded on first use); a model that lacks a stem asked for, when it is used.
+    loaded on first use); a model that lacks a stem asked for, or whose analysis frame is longer
+    than ``engine.segment``, when it is used.
     """
 
     def __init__(self, model: str | Path | SeparationModel | None = None, engine: EngineOptions = DEFAULT_ENGINE,
@@ -44,6 +46,7 @@ class Separator:
         self._model: tuple[str, SeparationModel] | None = None
         self._models: ModelCache | None = None
         if isinstance(model, SeparationModel):
+            check_segment(self.engine, model)
             self._model = ("model", model)
         elif model is None or isinstance(model, (str, os.PathLike)):
             manifest = load_manifest()
@@ -59,13 +62,18 @@ class Separator:
         if self._models is None:
             assert self._model is not None
             return self._model
-        return self._models.for_rate(sample_rate)
+        return self._checked(self._models.for_rate(sample_rate))
+
+    def _checked(self, picked: tuple[str, SeparationModel]) -> tuple[str, SeparationModel]:
+        """``picked`` (name, model), once the engine's segment is known to hold one frame of it."""
+        check_segment(self.engine, picked[1], picked[0])
+        return picked
 
     def _for_file(self, path: Path) -> tuple[str, SeparationModel]:
         if self._models is None:
             assert self._model is not None
             return self._model
-        return self._models.for_file(path)
+        return self._checked(self._models.for_file(path))
 
     def separate_tensor(self, audio: np.ndarray | torch.Tensor,
                         sample_rate: int) -> dict[str, np.ndarray | torch.Tensor]:
@@ -80,7 +88,7 @@ class Separator:
         if self._models is None:
             _, model = self.model_for(rate)
         else:
-            _, model = self._models.for_signal(torch.from_numpy(signal), rate)
+            _, model = self._checked(self._models.for_signal(torch.from_numpy(signal), rate))
         names, matrix = stem_matrix(model.sources, self.output)
         return separate_signal(model, audio, rate, names, matrix, self.engine, signal)
 

@@ -97,9 +97,11 @@ def test_separator_keeps_a_model_for_signals_and_files(tmp_path, write_audio):
     np.testing.assert_allclose(two["no_noise"], limited[0], atol=1e-6)
 
 
-def test_separator_picks_an_alias_model_by_rate_and_checks_options():
+def test_separator_picks_an_alias_model_by_rate_and_checks_options(tmp_path):
     from deepsep.api import EngineOptions, OutputOptions
     from deepsep.errors import UsageError
+    from deepsep.modelfile import save_model
+    from deepsep.models.tiny import TinyConfig, TinyMasker
 
     separator = deepsep.Separator("voice")
     assert separator.model_for(8000)[1].sample_rate == 8000 and separator.model_for(16000)[1].sample_rate == 16000
@@ -111,6 +113,13 @@ def test_separator_picks_an_alias_model_by_rate_and_checks_options():
         deepsep.Separator("tiny-test", engine=EngineOptions(overlap=1.0))
     with pytest.raises(UsageError, match="--stems"):
         deepsep.Separator("tiny-test", output=OutputOptions(stems=("drums",))).separate_tensor(np.ones(100), 8000)
+    wide = TinyMasker(TinyConfig(sample_rate=8000, audio_channels=1, sources=("voice", "noise"), n_fft=4096, hop=1024))
+    with pytest.raises(UsageError, match="--segment 0.2: shorter than one frame of the model"):  # as `separate`
+        deepsep.Separator(wide, engine=EngineOptions(segment=0.2))
+    short = deepsep.Separator(save_model(wide, tmp_path / "wide.safetensors"), engine=EngineOptions(segment=0.2),
+                              trust_local=True)
+    with pytest.raises(UsageError, match="--segment 0.2: shorter than one frame of .*wide.safetensors"):
+        short.separate_tensor(np.ones(8000), 8000)
 
 
 def test_pipeline_steps_are_pure():
