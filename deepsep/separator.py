@@ -14,8 +14,7 @@ from .audio import AudioReader
 from .engine import resolve_device
 from .modelcache import ModelCache
 from .models.base import SeparationModel
-from .options import (DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn, check_engine,
-                      check_segment)
+from .options import DEFAULT_ENGINE, DEFAULT_OUTPUT, EngineOptions, OutputOptions, ProgressFn, check_engine, check_segment
 from .outputs import FileResult, check_output
 from .pipeline import as_signal, collect_stems, separate_signal
 from .separation import separate_file

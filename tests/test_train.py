@@ -456,3 +456,26 @@ def test_partner_trains_a_member_of_an_ensemble(dirs, tmp_path, model):
     res = CliRunner().invoke(main, ["train", "convtasnet16", "--partner", "voice16-ensemble", "--steps", "1",
                                     "-o", str(tmp_path / "run"), "--data-root", str(tmp_path)])
     assert res.exit_code == 2 and "--partner voice16-ensemble: an ensemble" in res.output, res.output
+
+
+def test_freeze_bn_keeps_the_running_statistics(dirs, tmp_path):
+    """--freeze-bn: the U-Net's batch-norm statistics stay those of its --init weights (through
+    validations too), while its weights train; without it they move."""
+    train(_opts(dirs, tmp_path / "a", steps=3, ckpt_every=3, valid_every=100), progress=False)
+    init = tmp_path / "a" / "run" / "last.pt"
+
+    def stats(path):
+        state = load_checkpoint(path)["model"]
+        return {k: v for k, v in state.items() if "running_" in k}, {k: v for k, v in state.items() if "weight" in k}
+
+    before_stats, before_w = stats(init)
+    assert before_stats
+    for freeze in (True, False):
+        out = tmp_path / f"f{freeze}"
+        train(_opts(dirs, out, steps=4, ckpt_every=4, valid_every=2, init=str(init), freeze_bn=freeze), progress=False)
+        after_stats, after_w = stats(out / "run" / "last.pt")
+        same = all(torch.equal(before_stats[k], after_stats[k]) for k in before_stats)
+        assert same is freeze
+        assert any(not torch.equal(before_w[k], after_w[k]) for k in before_w)
+    res = CliRunner().invoke(train_group, ["unet16", "--help"])
+    assert "--freeze-bn" in res.output

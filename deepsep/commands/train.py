@@ -104,6 +104,9 @@ def _options(f):
         click.option("--ema", type=float, default=None,
                      help="Decay of a moving average of the weights, validated and exported instead (0: off; "
                           "Conv-TasNet default 0.999; not for the U-Net, whose batch norm it does not suit)."),
+        click.option("--freeze-bn", is_flag=True,
+                     help="Batch-norm layers keep their running statistics (eval mode) while the rest trains: "
+                          "fine-tuning with small batches (the U-Net)."),
         click.option("--config", "config_json", default="{}", help="JSON overrides of the model config."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),

@@ -57,10 +57,20 @@ class RunOptions:
     max_minutes: float = 0.0              # 0: no time limit
     log_every: int = 10
     ema: float = 0.0                      # decay of a moving average of the weights (0: off), see Run
+    freeze_bn: bool = False               # batch-norm layers keep their running statistics (fine-tuning)
 
     @property
     def out_dir(self) -> Path:
         return Path(self.out or f"runs/{self.model}")
+
+
+def freeze_batch_norm(model: torch.nn.Module) -> None:
+    """Put ``model``'s batch-norm layers in eval mode: they normalise with their running statistics
+    and no longer update them, while their scale and shift still train (fine-tuning weights trained
+    at a larger batch with small, noisy batches)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def _config_dict(opts: RunOptions) -> dict[str, Any]:
@@ -322,6 +332,8 @@ class StepLoop:
         end summary (also logged)."""
         r, opts = self.run, self.run.opts
         r.model.train()
+        if opts.freeze_bn:
+            freeze_batch_norm(r.model)
         with _progress_bar(r.task.title, progress and self.main) as bar:
             bar_task = bar.add_task("train", total=opts.steps, completed=self.step, loss="-", val="-")
             while self.step < opts.steps:
