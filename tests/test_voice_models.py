@@ -50,9 +50,9 @@ def test_unet_mask_in_unit_interval_and_gain_invariant():
     model = UNet(UNetConfig(**TINY_UNET)).eval()
     mix = torch.randn(2, 1, 2000)
     with torch.no_grad():
-        _, m, mag = model.separate_with_spec(mix)
+        _, m, spec = model.separate_with_spec(mix)
         _, m2, _ = model.separate_with_spec(mix * 10)
-    assert m.shape == mag.shape == (2, 1, 33, 2000 // 16 + 1)
+    assert m.shape == spec.shape == (2, 1, 33, 2000 // 16 + 1)
     assert float(m.min()) >= 0 and float(m.max()) <= 1
     assert torch.allclose(m, m2, atol=1e-4)
 

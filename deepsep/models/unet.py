@@ -115,16 +115,15 @@ class UNet(SpectrogramMasker[UNetConfig]):
         """Stems plus what the training loss needs.
 
         mix: (batch, channels, time) -> (stems (batch, sources, channels, time),
-        mask (batch, channels, freq, frames), mixture magnitude (batch, channels, freq, frames)).
+        mask (batch, channels, freq, frames), mixture spectrogram (batch, channels, freq, frames), complex).
         """
         cfg = self.config
         t = mix.shape[-1]
         spec = stft(mix, cfg.n_fft, cfg.hop)
-        mag = spec.abs()
-        m = self.mask(mag)
+        m = self.mask(spec.abs())
         masks = torch.stack([m, 1.0 - m], dim=1)  # (b, 2, c, f, n)
         stems = apply_masks(spec, masks, cfg.n_fft, cfg.hop, t, mix=mix)
-        return stems, m, mag
+        return stems, m, spec
 
 
 class UNetLossOptions(Protocol):
@@ -153,14 +152,14 @@ def training_loss(model: SeparationModel, mix: torch.Tensor, voice: torch.Tensor
     """
     if not isinstance(model, UNet):
         raise TypeError(f"the U-Net loss needs a U-Net, not a {type(model).__name__}")
-    stems, m, mag = model.separate_with_spec(mix)
+    stems, m, spec = model.separate_with_spec(mix)
     cfg = model.config
+    mag = spec.abs()
     vmag = stft(voice, cfg.n_fft, cfg.hop).abs()
     est = m * mag
     if partner is not None:
         p_stems, w = partner
-        own = m * stft(mix, cfg.n_fft, cfg.hop)
-        est = (w * stft(p_stems[:, 0], cfg.n_fft, cfg.hop) + (1 - w) * own).abs()
+        est = (w * stft(p_stems[:, 0], cfg.n_fft, cfg.hop) + (1 - w) * m * spec).abs()
         stems = w * p_stems + (1 - w) * stems
     p = opts.mag_power
     est, ref = (est ** p, vmag ** p) if p != 1.0 else (est, vmag)

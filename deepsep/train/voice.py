@@ -160,9 +160,10 @@ def voice_batches(opts: VoiceTrainOptions, sample_rate: int, device: torch.devic
 class VoiceTask:
     """The voice task for the step loop (a :class:`deepsep.train.core.Task`).
 
-    With a ``partner`` (a frozen model), the loss and the validation score the weighted average of
-    the partner's stems and the model's (a :class:`~deepsep.models.bag.ModelBag`): the model learns
-    to be the partner's ensemble member, making up for its errors rather than repeating them.
+    With a ``partner`` (a frozen model), the loss (:func:`voice_loss`) and the validation (a
+    :class:`~deepsep.models.bag.ModelBag`) score the weighted average of the partner's stems and the
+    model's: the model learns to be the partner's ensemble member, making up for its errors rather
+    than repeating them.
     """
 
     best_key = "best_si_sdr"
@@ -174,7 +175,7 @@ class VoiceTask:
         self.title = f"train {opts.model}" + (f" beside {opts.partner}" if partner is not None else "")
 
     def _scored(self, model: SeparationModel) -> SeparationModel:
-        """What the loss and validation score: the model, or its average with the partner."""
+        """What validation scores: the model, or its average with the partner."""
         if self.partner is None:
             return model
         return ModelBag([self.partner, model], [self.opts.partner_weight, 1 - self.opts.partner_weight])
