@@ -208,3 +208,31 @@ def test_eval_errors(tmp_path):
     assert res.exit_code == 1 and "do not match" in res.output
     res = CliRunner().invoke(main, ["eval", "--dataset", "nope", "--sets", str(tmp_path), "-m", "tiny-test"])
     assert res.exit_code == 1 and "deepsep data prepare" in res.output
+
+
+@pytest.mark.parametrize("only, rate", [("speech", 8000), ("speech16", 16000)])
+def test_prepared_speech_test_sets_share_no_item_with_training_validation(dirs, tmp_path, monkeypatch, only, rate):
+    """`data prepare` builds `test` and `test16` from the valid folders that training validates on,
+    but with another seed: no test mixture is one that picked a checkpoint."""
+    from deepsep.train.validation import build_validation_set
+
+    monkeypatch.setattr("deepsep.train.validation.VALID_RIRS", 3)  # a small room bank: quicker
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for sub in ("speech", "noise"):  # the same tiny folders in both layouts
+        (shared / sub).symlink_to(dirs / sub)
+        (shared / "wideband").mkdir(exist_ok=True)
+        (shared / "wideband" / sub).symlink_to(dirs / sub)
+    res = CliRunner().invoke(main, ["data", "prepare", "--only", only, "--data-root", str(shared),
+                                    "--sets", str(tmp_path / "sets")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    name = "test" if only == "speech" else "test16"
+    test_items = [sf.read(str(p))[0] for p in sorted((tmp_path / "sets" / name).glob("*/mix_*.wav"))]
+    assert len(test_items) == len(list((dirs / "speech" / "valid").iterdir())) * 4 * (3 if only == "speech" else 1)
+    valid = build_validation_set(shared / ("speech" if only == "speech" else "wideband/speech") / "valid",
+                                 dirs / "noise" / "valid", tmp_path / "valid", sample_rate=rate,
+                                 p_reverb=0.0 if only == "speech" else 0.25)
+    valid_items = [sf.read(str(p))[0] for p in sorted(valid.glob("*/mix_*.wav"))]
+    assert valid_items and all(a.shape == b.shape for a in test_items for b in valid_items)
+    assert not any(np.allclose(a, b) for a in test_items for b in valid_items)

@@ -12,18 +12,20 @@ from .. import paths
 from ..console import reported
 from .common import data_root_option
 
+#: seed of the speech test sets: their excerpts, noise pairings and rooms differ from those of the
+#: sets that training validates on and picks checkpoints with (``VALID_SEED``: runs/voice-valid,
+#: runs/voice16-valid), drawn from the same valid folders
+TEST_SEED = 4321
+
 
 def prepare_speech(shared: Path, out: Path) -> Path:
-    """``out`` = the voice validation mixtures (every valid speech file at -5, 0, 5, 10 dB, 4 s,
-    seed 1234): the very set that training validates on, so eval and training agree."""
+    """``out`` = 8 kHz mixtures: every ``speech/valid`` file at -5, 0, 5, 10 dB in ``noise/valid``
+    noise, three excerpts each, 4 s, seed 4321 (until session 21 this was the training's validation
+    set itself, seed 1234, one excerpt each)."""
     from ..train.validation import build_validation_set
 
-    return build_validation_set(shared / "speech" / "valid", shared / "noise" / "valid", out)
-
-
-#: seed of the wide-band test set: its excerpts, noise pairings and rooms differ from those of the
-#: set the 16 kHz training validates on (seed 1234, runs/voice16-valid), which picks checkpoints
-WIDEBAND_TEST_SEED = 4321
+    return build_validation_set(shared / "speech" / "valid", shared / "noise" / "valid", out, per_file=3,
+                                seed=TEST_SEED)
 
 
 def prepare_speech16(shared: Path, out: Path) -> Path:
@@ -34,7 +36,7 @@ def prepare_speech16(shared: Path, out: Path) -> Path:
 
     wide = shared / "wideband"
     return build_validation_set(wide / "speech" / "valid", wide / "noise" / "valid", out, sample_rate=16000,
-                                p_reverb=0.25, seed=WIDEBAND_TEST_SEED)
+                                p_reverb=0.25, seed=TEST_SEED)
 
 
 def prepare_music(shared: Path, out: Path) -> Path:

@@ -26,6 +26,8 @@ from ..voicedata import build_mixtures
 DEFAULT_VALID_SNRS = (-5, 0, 5, 10)
 #: the simulated rooms of validation items: a bank that training (seeded by its own seed) never draws
 VALID_RIRS, VALID_RIR_SEED = 50, 987654
+#: seed of the validation sets that training builds (the test sets of `deepsep data prepare` use another)
+VALID_SEED = 1234
 
 
 def validation_set_for(opts: dict[str, Any], sample_rate: int) -> Path:
@@ -37,7 +39,7 @@ def validation_set_for(opts: dict[str, Any], sample_rate: int) -> Path:
 
 def build_validation_set(speech_dir: str | Path, noise_dir: str | Path, out_dir: str | Path,
                          snrs: Sequence[int] = DEFAULT_VALID_SNRS, clip_seconds: float = 4.0,
-                         per_file: int = 1, sample_rate: int = 8000, seed: int = 1234,
+                         per_file: int = 1, sample_rate: int = 8000, seed: int = VALID_SEED,
                          p_reverb: float = 0.0) -> Path:
     """Build (once) the validation mixtures: every speech file at every SNR, ``per_file`` times.
 
