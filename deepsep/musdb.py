@@ -280,7 +280,8 @@ class MusicDataset:
     folders, (stem, folder) pairs (:func:`solo_tracks`: a cappella vocals, rendered drums; at most
     ``solo_minutes`` of each folder), each scaled to the median active level of that stem in the
     other tracks so that remixing puts it over accompaniment at a level songs have; the validation
-    tracks come from ``root``. ``mixtures`` folders hold unlabelled full mixes (at most
+    tracks come from ``root``, and so do ``n_select`` more held out of training (another seeded
+    draw) to pick the best checkpoint with (:attr:`select_names`). ``mixtures`` folders hold unlabelled full mixes (at most
     ``mixture_minutes`` of each), in :attr:`songs` as (2, time) float16 arrays: the unlabelled
     side of the semi-supervised losses.
     """
@@ -289,20 +290,21 @@ class MusicDataset:
                  cache_dir: str | Path | None = None, sample_rate: int = SAMPLE_RATE,
                  split_file: str | Path | None = None, progress: bool = False, extra: Sequence[str | Path] = (),
                  solo: Sequence[tuple[str, str | Path]] = (), solo_minutes: float | None = None,
-                 mixtures: Sequence[str | Path] = (), mixture_minutes: float | None = None):
+                 mixtures: Sequence[str | Path] = (), mixture_minutes: float | None = None, n_select: int = 0):
         refs = find_tracks(root)
         if len(refs) < 2:
             raise ValueError(f"{root}: found {len(refs)} music tracks (need at least 2)")
         names = [t.name for t in refs]
         if split_file is not None and Path(split_file).is_file():
             saved = json.loads(Path(split_file).read_text())
-            train, valid = saved["train"], saved["valid"]
+            train, valid, select = saved["train"], saved["valid"], saved.get("select", [])
         else:
             train, valid = split_tracks(names, n_valid, split_seed)
+            train, select = split_tracks(train, n_select, split_seed + 1) if n_select else (train, [])
             if split_file is not None:
                 Path(split_file).parent.mkdir(parents=True, exist_ok=True)
                 Path(split_file).write_text(json.dumps(
-                    {"root": str(root), "seed": split_seed, "train": train, "valid": valid}, indent=1))
+                    {"root": str(root), "seed": split_seed, "train": train, "valid": valid, "select": select}, indent=1))
         by_name = {t.name: t for t in refs}
         self.main_names = set(train)  # the training tracks of ``root`` (the rest are added sets)
         solo_names: dict[str, str] = {}  # one-stem track -> its stem
@@ -316,10 +318,13 @@ class MusicDataset:
             train = [*train, *added]
             solo_names.update(dict.fromkeys(added, stem) if stem else {})
         self.train_names, self.valid_names = list(train), list(valid)
+        #: tracks of ``root`` held out of training to pick the best checkpoint with, so that the
+        #: validation tracks pick nothing (none: the validation tracks pick it)
+        self.select_names = list(select)
         self.tracks: dict[str, np.ndarray] = {}  # known stems (known, 2, time)
         self.known: dict[str, np.ndarray] = {}
         self._mixtures: dict[str, np.ndarray] = {}  # the tracks' own mixtures, where they have one
-        todo = [n for n in [*train, *valid] if n in by_name]
+        todo = [n for n in [*train, *valid, *select] if n in by_name]
         for i, n in enumerate(todo):
             ref = by_name[n]
             decoded = cached_track(ref, cache_dir, sample_rate)  # (5, 2, time): mixture, then SOURCES

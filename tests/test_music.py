@@ -366,6 +366,37 @@ def test_train_resume_export_reload(tmp_path):
     assert all(p.dtype == torch.float32 for p in model_h.parameters())
 
 
+def test_selection_tracks_pick_the_checkpoint_and_validation_tracks_pick_nothing(tmp_path, monkeypatch):
+    """--select-tracks: that many training tracks are held out (saved in split.json, disjoint from
+    training and validation) and their SDR picks best.pt; the validation tracks are scored and logged."""
+    import deepsep.train.music as music_train
+
+    root = tmp_path / "data"
+    for i in range(5):
+        _write_stems(root / f"T{i}", n=SR // 4, seed=i)
+    calls: dict[str, int] = {"valid": 0, "select": 0}
+
+    def fake_sdr(model, data, names=None, device="cpu", segment=None):
+        kind = "select" if names is not None and list(names) == data.select_names else "valid"
+        calls[kind] += 1  # validation gets worse at every call, selection better
+        avg = float(calls[kind]) if kind == "select" else -float(calls[kind])
+        return {"tracks": 1, "sdr": {"avg": avg}}
+
+    monkeypatch.setattr(music_train, "evaluate_music", fake_sdr)
+    opts = MusicTrainOptions(config=TINY, data=str(root), cache=str(tmp_path / "cache"), n_valid=1, n_select=1,
+                             steps=3, batch_size=2, segment=0.1, out=str(tmp_path / "run"), ckpt_every=1,
+                             valid_every=1, threads=1, supervised_only=True)
+    train_music(opts, progress=False)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert len(split["select"]) == 1 and len(split["valid"]) == 1 and len(split["train"]) == 3
+    assert not set(split["select"]) & (set(split["train"]) | set(split["valid"]))
+    valid = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+             if '"valid"' in line and json.loads(line)["event"] == "valid"]
+    assert [v["select"]["sdr"]["avg"] for v in valid] == [1.0, 2.0, 3.0]
+    assert [v["sdr"]["avg"] for v in valid] == [-1.0, -2.0, -3.0]
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == 3  # the best on selection, the worst on validation
+
+
 def test_gan_command_trains_evaluates_and_exports(tmp_path):
     from click.testing import CliRunner
 

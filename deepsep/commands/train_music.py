@@ -61,6 +61,9 @@ def _fmt(d: dict) -> str:
 @click.option("--cache", default=None, help="Decoded-track cache folder [default: ~/.cache/deepsep/musdb].")
 @click.option("--valid-tracks", "n_valid", type=int, default=10, show_default=True,
               help="Tracks held out for validation (seeded shuffle of the sorted names; saved in OUT/split.json).")
+@click.option("--select-tracks", "n_select", type=int, default=0, show_default=True,
+              help="Training tracks held out to pick the best checkpoint with, so that the validation tracks "
+                   "(what the README reports) pick nothing; 0: the validation tracks pick it.")
 @click.option("--supervised-only", is_flag=True, help="No adversarial / synthetic-mixture / identity losses.")
 @click.option("--steps", type=int, default=20000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, help="Stop (and save) after this many minutes of training.")
@@ -97,7 +100,7 @@ def _fmt(d: dict) -> str:
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
-          supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
+          n_select, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
           identity_weight, wave_weight, ema, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
           overwrite, export_name, export_to, earlier_stages, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
@@ -106,7 +109,8 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
         opts = MusicTrainOptions(
             model=arch, config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
             other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
-            main_share=main_share, init=init, cache=cache, n_valid=n_valid, supervised_only=supervised_only,
+            main_share=main_share, init=init, cache=cache, n_valid=n_valid, n_select=n_select,
+            supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
             adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight, ema=ema,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,
@@ -158,11 +162,14 @@ def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progres
         echo_start(rec)
         if rec.get("event") == "valid":
             raw = f" (raw weights: avg {rec['raw']['sdr']['avg']:.2f})" if "raw" in rec else ""
-            click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{' (best)' if rec['best'] else ''}{raw}", err=True)
+            picked = f"; selection SDR avg {rec['select']['sdr']['avg']:.2f}" if "select" in rec else ""
+            click.echo(f"step {rec['step']}: val SDR {_fmt(rec['sdr'])}{picked}{' (best)' if rec['best'] else ''}{raw}",
+                       err=True)
 
     summary = train_music(opts, progress=progress, resume=resume, on_log=echo, data=dataset)
     if is_main():
-        click.echo(f"done: {summary['step']} steps, best val SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
+        picked_on = "selection" if dataset.select_names else "val"
+        click.echo(f"done: {summary['step']} steps, best {picked_on} SDR {summary['best_sdr']:.2f} dB -> {opts.out_dir}")
 
 
 def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path,

@@ -23,7 +23,8 @@ All losses are computed on the STFT bins the network sees (up to ``max_freq``), 
 
 The step loop, options and checkpoints are the core's (:mod:`deepsep.train.core`,
 :mod:`deepsep.train.checkpoints`); a checkpoint also holds the adversary's state;
-``<out>/split.json`` records the validation tracks (held out by track).
+``<out>/split.json`` records the validation tracks (held out by track), and the selection tracks
+that pick the best checkpoint instead of them (``--select-tracks``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class MusicTrainOptions(RunOptions):
     main_share: float | None = None      # share of the draws from the --data tracks (default: every track by length)
     cache: str | None = None             # decoded-track cache (default ~/.cache/deepsep/musdb)
     n_valid: int = 10                    # tracks held out for validation
+    n_select: int = 0                    # training tracks held out to pick the checkpoint with (0: validation picks)
     split_seed: int = 42
     steps: int = 20000
     lr: float = 2e-3
@@ -308,7 +310,8 @@ class MusicLoss:
 def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
     """The run's tracks (decoded once into the cache) at the model's sample rate, split by track."""
     sample_rate = model_config(opts).sample_rate
-    data = MusicDataset(opts.data, n_valid=opts.n_valid, split_seed=opts.split_seed, cache_dir=opts.cache,
+    data = MusicDataset(opts.data, n_valid=opts.n_valid, n_select=opts.n_select, split_seed=opts.split_seed,
+                        cache_dir=opts.cache,
                         sample_rate=sample_rate, split_file=opts.out_dir / "split.json", progress=progress,
                         extra=opts.extra, solo=[*(("vocals", f) for f in opts.vocals), *(("drums", f) for f in opts.drums),
                                                 *(("other", f) for f in opts.other)],
@@ -318,10 +321,10 @@ def load_data(opts: MusicTrainOptions, progress: bool = False) -> MusicDataset:
 
 
 def require_known_stems(data: MusicDataset) -> None:
-    """Refuse validation tracks with unknown stems (ValueError): validation scores every stem and
-    would score an unknown one as silence. Training tracks may miss stems: the loss leaves them out
-    (:func:`mask_losses`)."""
-    partial = {n: s for n, s in data.unknown_stems().items() if n in data.valid_names}
+    """Refuse validation (or selection) tracks with unknown stems (ValueError): validation scores
+    every stem and would score an unknown one as silence. Training tracks may miss stems: the loss
+    leaves them out (:func:`mask_losses`)."""
+    partial = {n: s for n, s in data.unknown_stems().items() if n in {*data.valid_names, *data.select_names}}
     if partial:
         listed = "; ".join(f"{n} (no {', '.join(s)})" for n, s in sorted(partial.items()))
         raise ValueError(f"music validation needs all four stems of every validation track; unknown stems in: {listed}")
@@ -367,8 +370,14 @@ class MusicTask:
         return loss, parts, after
 
     def validate(self, model: SeparationModel) -> Validation:
+        """SDR on the validation tracks; with selection tracks, also on them, and they pick the best."""
         res = evaluate_music(model, self.dataset, device=self.device)
-        return Validation(res, res["sdr"]["avg"], f"SDR {res['sdr']['avg']:.2f} dB")
+        text = f"SDR {res['sdr']['avg']:.2f} dB"
+        if not self.dataset.select_names:
+            return Validation(res, res["sdr"]["avg"], text)
+        res["select"] = evaluate_music(model, self.dataset, self.dataset.select_names, device=self.device)
+        picked = res["select"]["sdr"]["avg"]
+        return Validation(res, picked, f"select {picked:.2f} dB, {text}")
 
     def states(self) -> dict[str, Any]:
         return {"adversary": self.adversary.state_dict()} if self.adversary is not None else {}
@@ -387,7 +396,7 @@ def train_music(opts: MusicTrainOptions, progress: bool = True, resume: bool = F
         data = data or load_data(opts)
     require_known_stems(data)
     task = MusicTask(opts, model, data, device, resume)
-    facts.update(train_tracks=len(data.train_names), valid_tracks=data.valid_names)
+    facts.update(train_tracks=len(data.train_names), valid_tracks=data.valid_names, select_tracks=data.select_names)
     return train_task(opts, model, task, device, paths, resume, progress, on_log, facts=facts)
 
 
@@ -433,7 +442,9 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     metrics = {
         "validation": f"SDR (dB, MDX global SDR per stem, mean over {len(data.valid_names)} held-out MUSDB18 "
                       f"training tracks, whole 6.8-s excerpts through the pipeline of deepsep eval): "
-                      + ", ".join(data.valid_names),
+                      + ", ".join(data.valid_names)
+                      + (f"; the checkpoint picked on {len(data.select_names)} other held-out training tracks: "
+                         + ", ".join(data.select_names) if data.select_names else "; the same tracks picked the checkpoint"),
         "step": ck["step"],
         "method": "supervised only" if opts.supervised_only else "supervised + semi-supervised adversarial",
         **metrics,
