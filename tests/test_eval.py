@@ -217,12 +217,10 @@ def test_prepared_speech_test_sets_share_no_item_with_training_validation(dirs, 
     from deepsep.train.validation import build_validation_set
 
     monkeypatch.setattr("deepsep.train.validation.VALID_RIRS", 3)  # a small room bank: quicker
-
     shared = tmp_path / "shared"
-    shared.mkdir()
+    (shared / "wideband").mkdir(parents=True)
     for sub in ("speech", "noise"):  # the same tiny folders in both layouts
         (shared / sub).symlink_to(dirs / sub)
-        (shared / "wideband").mkdir(exist_ok=True)
         (shared / "wideband" / sub).symlink_to(dirs / sub)
     res = CliRunner().invoke(main, ["data", "prepare", "--only", only, "--data-root", str(shared),
                                     "--sets", str(tmp_path / "sets")], catch_exceptions=False)

@@ -390,8 +390,8 @@ def test_selection_tracks_pick_the_checkpoint_and_validation_tracks_pick_nothing
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert len(split["select"]) == 1 and len(split["valid"]) == 1 and len(split["train"]) == 3
     assert not set(split["select"]) & (set(split["train"]) | set(split["valid"]))
-    valid = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()
-             if '"valid"' in line and json.loads(line)["event"] == "valid"]
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    valid = [r for r in log if r["event"] == "valid"]
     assert [v["select"]["sdr"]["avg"] for v in valid] == [1.0, 2.0, 3.0]
     assert [v["sdr"]["avg"] for v in valid] == [-1.0, -2.0, -3.0]
     assert load_checkpoint(tmp_path / "run" / "best.pt")["step"] == 3  # the best on selection, the worst on validation
