@@ -422,10 +422,23 @@ def flip_signs(stems: np.ndarray, flip: np.ndarray) -> np.ndarray:
     return stems * np.where(np.asarray(flip, dtype=bool), -1.0, 1.0).astype(stems.dtype)[:, None, None]
 
 
+#: the denominator of the playback rates that :func:`remix` draws with ``speed`` (steps of 2 %)
+SPEED_STEPS = 50
+
+
+def change_speed(stems: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Stems (..., time) played ``down / up`` times as fast (pitch and tempo together, as a tape
+    at another speed): resampled by ``up / down``, (..., about time * up / down)."""
+    flat = stems.reshape(-1, stems.shape[-1])
+    out = resample(flat, down, up)
+    return out.reshape(*stems.shape[:-1], out.shape[-1]).astype(stems.dtype, copy=False)
+
+
 def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *,
           known: Sequence[np.ndarray] | None = None, weights: np.ndarray | None = None,
           p_remix: float = 0.5, gain_db: tuple[float, float] = (-6.0, 3.0),
-          p_swap: float = 0.5, p_flip: float = 0.5, p_silent: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+          p_swap: float = 0.5, p_flip: float = 0.5, p_silent: float = 0.0,
+          speed: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One augmented example: (stems (S, 2, length) float32, known (S,) bool); the mixture is the
     stems' sum.
 
@@ -437,7 +450,10 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
     one offset (that track's mask), drawn among the tracks that know two stems or more (a one-stem
     track, e.g. a cappella vocals, is only ever remixed over other tracks' stems, never an example
     on its own). Then per-stem random gains (dB, uniform in ``gain_db``), channel swaps and sign
-    flips; ``p_silent`` silences a stem at random.
+    flips; ``p_silent`` silences a stem at random. ``speed`` > 0 plays the example at a random rate
+    in 1 +- ``speed`` (steps of 1 / :data:`SPEED_STEPS`; one rate for all its stems, so a track's
+    stems stay together; :func:`change_speed`), as Demucs's pitch/tempo augmentation multiplies
+    few tracks.
     """
     masks = ([np.ones(tracks[0].shape[0], dtype=bool)] * len(tracks) if known is None
              else [np.asarray(k, dtype=bool) for k in known])
@@ -450,19 +466,26 @@ def remix(tracks: Sequence[np.ndarray], length: int, rng: np.random.Generator, *
         p = weights[candidates] / weights[candidates].sum()
         return int(candidates[int(rng.choice(len(candidates), p=p))])
 
+    spread = int(round(speed * SPEED_STEPS))
+    down = SPEED_STEPS + (int(rng.integers(-spread, spread + 1)) if spread else 0)
+    # samples to read for ``length`` after the rate change (and two to spare for rounding)
+    read = length if down == SPEED_STEPS else -(-length * down // SPEED_STEPS) + 2
+
     def excerpt_of(s: int, i: int) -> np.ndarray:
-        return random_excerpt(tracks[i][rows[i][s]], length, rng)
+        return random_excerpt(tracks[i][rows[i][s]], read, rng)
 
     whole = np.flatnonzero([m.sum() >= 2 for m in masks])
     if rng.random() < p_remix or len(whole) == 0:
         having = [np.flatnonzero([m[s] for m in masks]) for s in range(n_src)]
         mask = np.array([len(h) > 0 for h in having])
         stems = np.stack([excerpt_of(s, draw(having[s])) if mask[s]
-                          else np.zeros((tracks[0].shape[1], length), dtype=np.float32) for s in range(n_src)])
+                          else np.zeros((tracks[0].shape[1], read), dtype=np.float32) for s in range(n_src)])
     else:
         i = draw(whole)
-        stems, mask = expand_stems(random_excerpt(tracks[i], length, rng), masks[i]), masks[i].copy()
+        stems, mask = expand_stems(random_excerpt(tracks[i], read, rng), masks[i]), masks[i].copy()
     stems = stems.astype(np.float32)
+    if down != SPEED_STEPS:
+        stems = change_speed(stems, SPEED_STEPS, down)[..., :length]
     gains = 10 ** (rng.uniform(*gain_db, size=n_src) / 20)
     if p_silent:
         gains = gains * (rng.random(n_src) >= p_silent)

@@ -217,6 +217,35 @@ def test_augmentation_keeps_mixture_the_sum_of_stems():
     np.testing.assert_array_equal(musdb.random_excerpt(x, 80, rng)[..., 50:], 0)  # short: zero-padded
 
 
+def test_speed_augmentation_changes_pitch_and_tempo_together_and_keeps_the_mixture_the_sum():
+    from deepsep.errors import UsageError
+
+    sr, f0 = 8000, 500.0
+    tone = np.sin(2 * np.pi * f0 * np.arange(2 * sr) / sr).astype(np.float32)
+    x = np.stack([tone, tone])[None].repeat(4, 0)  # (4, 2, 2 s)
+    faster = musdb.change_speed(x, 50, 55)  # played 1.1 times as fast: 10 % shorter, 10 % higher
+    assert faster.shape[:2] == (4, 2) and abs(faster.shape[-1] - round(2 * sr / 1.1)) <= 1
+    peak = np.argmax(np.abs(np.fft.rfft(faster[0, 0]))) * sr / faster.shape[-1]
+    assert abs(peak - 1.1 * f0) < 2
+    rng = np.random.default_rng(0)
+    tracks = [rng.standard_normal((4, 2, 2000)).astype(np.float16) for _ in range(3)]
+    seen = set()
+    for _ in range(30):
+        stems, known = musdb.remix(tracks, 300, rng, speed=0.1)
+        assert stems.shape == (4, 2, 300) and stems.dtype == np.float32 and known.all()
+        np.testing.assert_allclose(musdb.mixture_of(stems), stems.sum(0))
+        seen.add(float(np.abs(stems).sum()))
+    assert len(seen) == 30
+    # one rate for all stems of an example: without remixing, gains, swaps or flips, the stems of a
+    # track whose four stems are the same signal stay the same signal
+    same = [np.repeat(rng.standard_normal((1, 2, 2000)), 4, axis=0).astype(np.float32)]
+    for _ in range(10):
+        stems, _ = musdb.remix(same, 300, rng, p_remix=0, gain_db=(0, 0), p_swap=0, p_flip=0, speed=0.2)
+        np.testing.assert_array_equal(stems[1:], np.broadcast_to(stems[0], stems[1:].shape))
+    with pytest.raises(UsageError, match="--speed"):
+        MusicTrainOptions(speed=0.5)
+
+
 TINY_BANDS = {"n_fft": 256, "hop": 128, "hidden": 8, "layers": 1, "max_freq": 4000.0, "bands": [500.0, 1000.0, 2500.0]}
 
 

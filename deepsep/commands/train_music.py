@@ -64,6 +64,9 @@ def _fmt(d: dict) -> str:
 @click.option("--select-tracks", "n_select", type=int, default=0, show_default=True,
               help="Training tracks held out to pick the best checkpoint with, so that the validation tracks "
                    "(what the README reports) pick nothing; 0: the validation tracks pick it.")
+@click.option("--speed", type=float, default=0.0, show_default=True, metavar="F",
+              help="Augmentation: play each training example at a random rate in 1 +- F (pitch and tempo "
+                   "together, steps of 2 %; e.g. 0.1).")
 @click.option("--supervised-only", is_flag=True, help="No adversarial / synthetic-mixture / identity losses.")
 @click.option("--steps", type=int, default=20000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, help="Stop (and save) after this many minutes of training.")
@@ -100,7 +103,7 @@ def _fmt(d: dict) -> str:
                    "or with --export, export it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
-          n_select, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
+          n_select, speed, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
           identity_weight, wave_weight, ema, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
           overwrite, export_name, export_to, earlier_stages, evaluate_only, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
@@ -110,7 +113,7 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
             model=arch, config=json.loads(config_json), data=data, extra=list(extra), vocals=list(vocals), drums=list(drums),
             other=list(other), mixtures=list(mixtures), solo_minutes=solo_minutes, mixture_minutes=mixture_minutes,
             main_share=main_share, init=init, cache=cache, n_valid=n_valid, n_select=n_select,
-            supervised_only=supervised_only,
+            speed=speed, supervised_only=supervised_only,
             steps=steps, max_minutes=max_minutes, batch_size=batch_size, lr=lr, d_lr=d_lr, segment=segment,
             adv_weight=adv_weight, synth_weight=synth_weight, identity_weight=identity_weight, wave_weight=wave_weight, ema=ema,
             device=device, seed=seed, threads=threads, out=out, ckpt_every=ckpt_every, valid_every=valid_every,

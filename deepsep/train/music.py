@@ -85,6 +85,7 @@ class MusicTrainOptions(RunOptions):
     identity_fraction: float = 0.25      # pure sources per step, as a fraction of the batch
     mixture_fraction: float = 0.5        # unlabelled song excerpts per step (with mixtures), as a fraction of the batch
     p_remix: float = 0.5                 # augmentation: stems from different tracks
+    speed: float = 0.0                   # augmentation: playback rate drawn in 1 +- speed (pitch and tempo)
     out: str = "runs/music"
     valid_every: int = 250
 
@@ -92,6 +93,8 @@ class MusicTrainOptions(RunOptions):
         if self.mixtures and self.supervised_only:
             raise UsageError("unlabelled mixtures (--mixtures) only train through the semi-supervised losses; "
                              "drop --supervised-only")
+        if not 0.0 <= self.speed <= 0.3:
+            raise UsageError(f"--speed must lie between 0 and 0.3 (a playback rate of 1 +- speed), not {self.speed:g}")
         if self.main_share is not None:
             if not 0.0 < self.main_share < 1.0:
                 raise UsageError(f"--main-share must lie between 0 and 1 (exclusive), not {self.main_share:g}")
@@ -122,12 +125,12 @@ class MusicBatches:
 
     def __init__(self, tracks: Sequence[np.ndarray], segment: int, seed: int, p_remix: float = 0.5,
                  known: Sequence[np.ndarray] | None = None, songs: Sequence[np.ndarray] = (),
-                 weights: np.ndarray | None = None):
+                 weights: np.ndarray | None = None, speed: float = 0.0):
         self.tracks = list(tracks)
         self.known = None if known is None else list(known)
         self.songs = list(songs)
         self.segment = segment
-        self.p_remix = p_remix
+        self.p_remix, self.speed = p_remix, speed
         lengths = [t.shape[-1] for t in self.tracks]
         self.weights = track_weights(lengths, [True] * len(lengths)) if weights is None else weights
         self.rng = np.random.default_rng(seed)
@@ -135,7 +138,7 @@ class MusicBatches:
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(stems (batch, sources, channels, time), known (batch, sources) bool)."""
         pairs = [remix(self.tracks, self.segment, self.rng, known=self.known, weights=self.weights,
-                       p_remix=self.p_remix) for _ in range(size)]
+                       p_remix=self.p_remix, speed=self.speed) for _ in range(size)]
         return torch.from_numpy(np.stack([p[0] for p in pairs])), torch.from_numpy(np.stack([p[1] for p in pairs]))
 
     def songs_batch(self, size: int) -> torch.Tensor:
@@ -354,7 +357,8 @@ class MusicTask:
         tracks = [d.known_stems(n) for n in d.train_names]
         weights = track_weights([t.shape[-1] for t in tracks], [n in d.main_names for n in d.train_names], o.main_share)
         return MusicBatches(tracks, int(round(o.segment * self.model.sample_rate)), o.seed, p_remix=o.p_remix,
-                            known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()), weights=weights)
+                            known=[d.known[n] for n in d.train_names], songs=list(d.songs.values()), weights=weights,
+                            speed=o.speed)
 
     def step_loss(self) -> StepLoss:
         o, adversary = self.opts, self.adversary
