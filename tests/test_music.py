@@ -228,14 +228,13 @@ def test_speed_augmentation_changes_pitch_and_tempo_together_and_keeps_the_mixtu
     peak = np.argmax(np.abs(np.fft.rfft(faster[0, 0]))) * sr / faster.shape[-1]
     assert abs(peak - 1.1 * f0) < 2
     rng = np.random.default_rng(0)
-    tracks = [rng.standard_normal((4, 2, 2000)).astype(np.float16) for _ in range(3)]
-    seen = set()
-    for _ in range(30):
-        stems, known = musdb.remix(tracks, 300, rng, speed=0.1)
-        assert stems.shape == (4, 2, 300) and stems.dtype == np.float32 and known.all()
+    peaks = set()
+    for _ in range(30):  # a tone track: each example's rate shows in its pitch, within 1 +- 0.1
+        stems, known = musdb.remix([x], 4000, rng, speed=0.1)
+        assert stems.shape == (4, 2, 4000) and stems.dtype == np.float32 and known.all()
         np.testing.assert_allclose(musdb.mixture_of(stems), stems.sum(0))
-        seen.add(float(np.abs(stems).sum()))
-    assert len(seen) == 30
+        peaks.add(round(float(np.argmax(np.abs(np.fft.rfft(stems[0, 0])))) * sr / 4000))
+    assert len(peaks) >= 5 and min(peaks) >= 0.9 * f0 - 2 and max(peaks) <= 1.1 * f0 + 2
     # one rate for all stems of an example: without remixing, gains, swaps or flips, the stems of a
     # track whose four stems are the same signal stay the same signal
     same = [np.repeat(rng.standard_normal((1, 2, 2000)), 4, axis=0).astype(np.float32)]
