@@ -486,6 +486,39 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path):
     assert [st["command"] for st in stages][0] == "stage one" and len(stages) == 2 and stages[1]["steps"] == 1
 
 
+def test_final_exports_the_last_checkpoints_moving_average(tmp_path):
+    """--final: what a rule fixed before the run takes, the run's last weights as their moving
+    average (last.pt keeps the raw weights for a resume and the average beside them)."""
+    from click.testing import CliRunner
+
+    from deepsep.commands import train_music as cmd
+
+    root = tmp_path / "data"
+    for i in range(3):
+        _write_stems(root / f"T{i}", n=SR // 4, seed=i)
+    common = ["--data", str(root), "--cache", str(tmp_path / "cache"), "--valid-tracks", "1", "-o", str(tmp_path / "run"),
+              "--arch", "music_bandsplit", "--config", json.dumps(TINY_BANDS), "--threads", "1", "--no-progress"]
+    runner = CliRunner()
+    res = runner.invoke(cmd.music, [*common, "--final"])
+    assert res.exit_code == 2 and "--final" in res.output and not (tmp_path / "run").exists(), res.output
+    res = runner.invoke(cmd.music, [*common, "--steps", "3", "--batch-size", "2", "--segment", "0.1", "--supervised-only",
+                                    "--ema", "0.5", "--lr", "0.01"])
+    assert res.exit_code == 0, res.output
+    (tmp_path / "run" / "best.pt").unlink()  # what --final reads is last.pt
+    res = runner.invoke(cmd.music, [*common, "--evaluate"])
+    assert res.exit_code != 0 and "best.pt not found" in res.output
+    res = runner.invoke(cmd.music, [*common, "--evaluate", "--final", "--export", "f", "--export-to", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    exported = load_model(tmp_path / "out" / "f.safetensors").state_dict()
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    average = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert set(exported) == set(average) and last["step"] == 3
+    assert all(torch.allclose(exported[k].float(), average[k].float(), atol=1e-3) for k in exported)
+    assert any(not torch.allclose(average[k], last["model"][k]) for k in average)  # not the raw weights
+    entry = json.loads((tmp_path / "out" / "weights_manifest.json").read_text())["models"][0]
+    assert "final weights, which no split picked" in entry["metrics"]["validation"] and entry["metrics"]["step"] == 3
+
+
 def test_remix_draws_stems_from_tracks_that_know_them_and_long_tracks_more_often():
     rng = np.random.default_rng(0)
     full = np.ones((4, 2, 400), np.float32)

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..console import reported
+from ..errors import UsageError
 from ..musdb import SHARED_MUSDB7, MusicDataset
 from ..train.checkpoints import check_init, model_from_checkpoint, prepare_run_folder
 from ..train.distributed import is_main, local_batch, main_first
@@ -101,11 +102,14 @@ def _fmt(d: dict) -> str:
 @click.option("--evaluate", "evaluate_only", is_flag=True,
               help="No training: evaluate OUT/best.pt (and the baselines) on the validation tracks, "
                    "or with --export, export it.")
+@click.option("--final", is_flag=True,
+              help="With --evaluate or --export: the run's final weights (OUT/last.pt, as their moving average "
+                   "with --ema) instead of OUT/best.pt: a rule fixed before the run, where no split picks the checkpoint.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
 def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, mixture_minutes, main_share, init, cache, n_valid,
           n_select, speed, supervised_only, steps, max_minutes, batch_size, lr, d_lr, segment, adv_weight, synth_weight,
           identity_weight, wave_weight, ema, arch, config_json, device, seed, threads, out, ckpt_every, valid_every, resume,
-          overwrite, export_name, export_to, earlier_stages, evaluate_only, no_progress) -> None:
+          overwrite, export_name, export_to, earlier_stages, evaluate_only, final, no_progress) -> None:
     """Stereo 4-source music model: supervised, or semi-supervised with adversarial losses (Michelashvili et al. 2019)."""
     with reported():  # options that cannot go together, or no data root: exit 2 before any work
         data = default_under_root({"data": data}, {"data": SHARED_MUSDB7.as_posix()}, data_root)["data"]
@@ -120,6 +124,8 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
         )
         if init:
             check_init(init)
+        if final and not (evaluate_only or export_name):
+            raise UsageError("--final chooses what --evaluate or --export reads: give one of them")
         if not evaluate_only:
             prepare_run_folder(opts.out_dir, resume, overwrite)
             local_batch(opts.batch_size)  # under torchrun: the total must divide among the processes
@@ -134,7 +140,7 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
         raise click.ClickException(str(e)) from None
     commands = opts.out_dir / "commands.txt"  # the run's training commands, for the manifest
     if evaluate_only and not export_name and is_main():
-        _evaluate(opts, dataset)
+        _evaluate(opts, dataset, final)
     elif not evaluate_only:
         if is_main():
             opts.out_dir.mkdir(parents=True, exist_ok=True)
@@ -142,19 +148,20 @@ def music(data, data_root, extra, vocals, drums, other, mixtures, solo_minutes, 
                 f.write(command_line(click.get_current_context()) + "\n")
         _train(opts, dataset, resume, progress=not no_progress)
     if export_name and is_main():
-        _export(opts, dataset, export_name, export_to, commands, earlier_stages)
+        _export(opts, dataset, export_name, export_to, commands, earlier_stages, final)
 
 
-def _best(opts: MusicTrainOptions) -> Path:
-    best = opts.out_dir / "best.pt"
-    if not best.is_file():
-        raise click.ClickException(f"{best} not found: train first")
-    return best
+def _checkpoint(opts: MusicTrainOptions, final: bool) -> Path:
+    """OUT/best.pt, or with ``final`` OUT/last.pt (a ClickException if it is not there)."""
+    path = opts.out_dir / ("last.pt" if final else "best.pt")
+    if not path.is_file():
+        raise click.ClickException(f"{path} not found: train first")
+    return path
 
 
-def _evaluate(opts: MusicTrainOptions, dataset: MusicDataset) -> None:
-    """Print the best checkpoint's validation SDR and the baselines', as JSON."""
-    model = model_from_checkpoint(_best(opts))
+def _evaluate(opts: MusicTrainOptions, dataset: MusicDataset, final: bool) -> None:
+    """Print the best (or ``final``) checkpoint's validation SDR and the baselines', as JSON."""
+    model = model_from_checkpoint(_checkpoint(opts, final), average=final)
     res = {"model": evaluate_music(model, dataset),
            "baselines": baselines(dataset, model.config.n_fft, model.config.hop, sources=model.sources)}
     click.echo(json.dumps(res, indent=1))
@@ -176,12 +183,13 @@ def _train(opts: MusicTrainOptions, dataset: MusicDataset, resume: bool, progres
 
 
 def _export(opts: MusicTrainOptions, dataset: MusicDataset, name: str, export_to: Path | None, commands: Path,
-            earlier_stages: list[dict] | None = None) -> None:
-    """Export OUT/best.pt with the run's training commands (commands.txt) as its recipe."""
+            earlier_stages: list[dict] | None = None, final: bool = False) -> None:
+    """Export OUT/best.pt (``final``: OUT/last.pt's moving average) with the run's training commands
+    (commands.txt) as its recipe."""
     trained_by = commands.read_text().strip().replace("\n", " && ") if commands.is_file() else ""
     folder, manifest = destination(export_to, opts.out_dir)
-    entry = export_music(_best(opts), name, folder, manifest, training_command=trained_by, data=dataset,
-                         earlier_stages=earlier_stages)
+    entry = export_music(_checkpoint(opts, final), name, folder, manifest, training_command=trained_by, data=dataset,
+                         earlier_stages=earlier_stages, final=final)
     click.echo(f"exported {entry['file']} ({entry['size'] / 1e6:.1f} MB; val SDR {_fmt(entry['metrics']['sdr'])})")
 
 

@@ -95,11 +95,16 @@ def load_frozen(source: str, device: str | torch.device = "cpu") -> SeparationMo
     return model
 
 
-def model_from_checkpoint(path: str | Path) -> SeparationModel:
-    """The model a training checkpoint holds (its ``model`` weights, not the moving average), in eval mode."""
+def model_from_checkpoint(path: str | Path, average: bool = False) -> SeparationModel:
+    """The model a training checkpoint holds, in eval mode: its ``model`` weights, or with ``average``
+    the moving average of the weights where a run with ``--ema`` kept one beside them (``"ema"``: in
+    last.pt the average of the raw weights it holds; in best.pt the two are the same)."""
     ck = load_checkpoint(path)
     model = build_model(ck["arch"], ck["config"])
-    model.load_state_dict(ck["model"])
+    if average and "ema" in ck:
+        model.load_state_dict({k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")})
+    else:
+        model.load_state_dict(ck["model"])
     return model.eval()
 
 

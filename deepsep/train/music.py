@@ -428,8 +428,9 @@ def trained_on(opts: MusicTrainOptions) -> str:
 def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None = None,
                  manifest: str | Path | None = REPO_ROOT / "weights_manifest.json", half: bool = True, training_command: str = "",
                  data: MusicDataset | None = None, description: str = "",
-                 earlier_stages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Write ``<out_dir>/<name>.safetensors`` from a music checkpoint and return its manifest entry.
+                 earlier_stages: list[dict[str, Any]] | None = None, final: bool = False) -> dict[str, Any]:
+    """Write ``<out_dir>/<name>.safetensors`` from a music checkpoint and return its manifest entry
+    (``final``: the checkpoint is a run's last.pt, exported as its moving average where it has one).
 
     Metrics are measured on the exported file itself (reloaded) on the run's validation tracks,
     with the mixture and oracle-mask baselines at the model's STFT settings. ``earlier_stages``:
@@ -438,7 +439,7 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
     from ..weights import BUNDLED_DIR
     from .export import manifest_entry, training_stages, update_manifest, write_weights
 
-    ck, reloaded, path = write_weights(checkpoint, name, out_dir or BUNDLED_DIR, LICENSE, half)
+    ck, reloaded, path = write_weights(checkpoint, name, out_dir or BUNDLED_DIR, LICENSE, half, average=final)
     opts = MusicTrainOptions(**{k: v for k, v in ck["options"].items() if k in MusicTrainOptions.__dataclass_fields__})
     data = data or load_data(opts)
     metrics = evaluate_music(reloaded, data)
@@ -447,7 +448,8 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
         "validation": f"SDR (dB, MDX global SDR per stem, mean over {len(data.valid_names)} held-out MUSDB18 "
                       f"training tracks, whole 6.8-s excerpts through the pipeline of deepsep eval): "
                       + ", ".join(data.valid_names)
-                      + (f"; the checkpoint picked on {len(data.select_names)} other held-out training tracks: "
+                      + ("; the run's final weights, which no split picked" if final else
+                         f"; the checkpoint picked on {len(data.select_names)} other held-out training tracks: "
                          + ", ".join(data.select_names) if data.select_names else "; the same tracks picked the checkpoint"),
         "step": ck["step"],
         "method": "supervised only" if opts.supervised_only else "supervised + semi-supervised adversarial",
