@@ -9,8 +9,11 @@
 #   C  a larger band-split (96 features, 3 layer pairs) on MUSDB + pjs vocals (+ eif songs if packed),
 #      MUSDB drawn for 70 % of the examples
 # All three validate and export a moving average of their weights (--ema 0.998: on the CPU, 0.995
-# gained 0.05-0.15 dB over the raw weights early in a stage). Each run's best.pt comes back without
-# its optimizer state, with the logs; evaluate them here with
+# gained 0.05-0.15 dB over the raw weights early in a stage). A and B start from weights that learned
+# the 6 selection tracks too, which then favour the start (session 22: they fell while the 10
+# validation tracks rose), so for them the rule is fixed beforehand: their final moving average (what
+# `deepsep train music --evaluate --final` reads) comes back; C, trained from scratch, returns its
+# best.pt. Each without its optimizer state, with the logs; evaluate them here with
 # `deepsep eval --dataset music-test --checkpoint runA.pt` and on the held-out eif song.
 #   OUT=/some/dir MINUTES=9 bash scripts/gpu_music.sh
 # (locally, to try it: SKIP_WHEELS=1 DEVICE=cpu MINUTES=0.2 OUT=/tmp/o bash scripts/gpu_music.sh)
@@ -50,10 +53,12 @@ sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || tru
 wait
 python3 - <<'EOF'
 import os, torch
-for run in "ABC":
-    ck = torch.load(f"/tmp/run{run}/best.pt", map_location="cpu", weights_only=True)
+for run, which in (("A", "last"), ("B", "last"), ("C", "best")):
+    ck = torch.load(f"/tmp/run{run}/{which}.pt", map_location="cpu", weights_only=True)
     ck["optimizer"] = {}
-    ck.pop("ema", None)
+    average = ck.pop("ema", None)
+    if which == "last":  # the moving average in place of the raw weights, as best.pt holds it
+        ck["model"] = {k.removeprefix("module."): v for k, v in average.items() if k.startswith("module.")}
     torch.save(ck, f"{os.environ['OUT']}/run{run}.pt")
 EOF
 cd /tmp && tar czf "$OUT/logs.tgz" runA.txt runB.txt runC.txt runA/log.jsonl runB/log.jsonl runC/log.jsonl
