@@ -457,8 +457,8 @@ def export_music(checkpoint: str | Path, name: str, out_dir: str | Path | None =
         "baselines": baselines(data, cfg.n_fft, cfg.hop, sources=reloaded.sources),
     }
     description = description or (
-            "Stereo 4-source spectrogram masking network (BLSTM, softmax masks, mixture phase); "
-            + ("trained with supervised losses only (the better of the two variants under the same budget)"
+            f"Stereo 4-source spectrogram masking network ({ck['arch']}: softmax masks, mixture phase); "
+            + ("trained with supervised losses only"
                if opts.supervised_only else
                "trained semi-supervised with adversarial losses after Michelashvili, Benaim & Wolf (ICASSP 2019)"))
     entry = manifest_entry(name, "music", ck["arch"], reloaded, path, LICENSE, trained_on(opts), metrics,
