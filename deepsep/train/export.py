@@ -95,11 +95,10 @@ def destination(export_to: str | Path | None, run_dir: Path) -> tuple[Path, Path
 
 def write_weights(checkpoint: str | Path, name: str, out_dir: str | Path, license: str,
                   half: bool, average: bool = False) -> tuple[dict[str, Any], SeparationModel, Path]:
-    """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint (``half``: floating
-    tensors as float16; ``average``: its moving average where it has one, see
-    :func:`model_from_checkpoint`) and,
-    outside the package, ``<name>.safetensors.sha256`` beside it (so that ``deepsep separate -m
-    FILE`` trusts it). Returns (checkpoint, the file reloaded, its path)."""
+    """Write ``<out_dir>/<name>.safetensors`` from a training checkpoint (``half``: floating tensors
+    as float16; ``average``: its moving average where it has one, see :func:`model_from_checkpoint`)
+    and, outside the package, ``<name>.safetensors.sha256`` beside it (so that ``deepsep separate
+    -m FILE`` trusts it). Returns (checkpoint, the file reloaded, its path)."""
     ck = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, average)
     if half:
