@@ -8,7 +8,7 @@
 #      MUSDB only, lr 1e-3
 #   C  a larger band-split (96 features, 3 layer pairs) on MUSDB + pjs vocals (+ eif songs if packed),
 #      MUSDB drawn for 70 % of the examples
-# All three play their examples at random speeds (--speed 0.1: +0.11 dB at the same CPU budget in
+# All three play their examples at random speeds (--speed 0.2: 0.1 gained 0.11 dB at one CPU budget, then 0.2 0.14 more in
 # session 22) and validate and export a moving average of their weights (--ema 0.998: on the CPU, 0.995
 # gained 0.05-0.15 dB over the raw weights early in a stage). A and B start from weights that learned
 # the 6 selection tracks too, which then favour the start (session 22: they fell while the 10
@@ -45,7 +45,7 @@ print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_nam
 EOF
 COMMON=(--data $M/musdb7 --supervised-only --arch music_bandsplit --device "$DEVICE" --threads 1
         --batch-size 16 --steps 1000000 --max-minutes "$MINUTES" --valid-every 1000 --ckpt-every 1000 --no-progress --overwrite
-        --ema 0.998 --select-tracks 6 --speed 0.1)
+        --ema 0.998 --select-tracks 6 --speed 0.2)
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512, "layers": 3}' --init music-4stem --lr 5e-4 -o /tmp/runA > /tmp/runA.txt 2>&1 &
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hop": 512, "layers": 5}' --init music-4stem --lr 1e-3 -o /tmp/runB > /tmp/runB.txt 2>&1 &
 python3 -m deepsep train music "${COMMON[@]}" --config '{"hidden": 96, "layers": 3, "hop": 512}' --vocals $M/pjs \
