@@ -54,12 +54,13 @@ sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv || tru
 wait
 python3 - <<'EOF'
 import os, torch
+from deepsep.train.checkpoints import averaged_weights
 for run, which in (("A", "last"), ("B", "last"), ("C", "best")):
     ck = torch.load(f"/tmp/run{run}/{which}.pt", map_location="cpu", weights_only=True)
     ck["optimizer"] = {}
-    average = ck.pop("ema", None)
     if which == "last":  # the moving average in place of the raw weights, as best.pt holds it
-        ck["model"] = {k.removeprefix("module."): v for k, v in average.items() if k.startswith("module.")}
+        ck["model"] = averaged_weights(ck)
+    ck.pop("ema", None)
     torch.save(ck, f"{os.environ['OUT']}/run{run}.pt")
 EOF
 cd /tmp && tar czf "$OUT/logs.tgz" runA.txt runB.txt runC.txt runA/log.jsonl runB/log.jsonl runC/log.jsonl

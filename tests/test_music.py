@@ -22,7 +22,7 @@ from deepsep.models.bandsplit import BandSplitConfig, BandSplitMasker
 from deepsep.models.music import MusicMasker, MusicMaskerConfig, SourceMasker
 from deepsep.registry import build_model
 from deepsep.train.adversary import Adversary
-from deepsep.train.checkpoints import init_weights, load_checkpoint, model_from_checkpoint
+from deepsep.train.checkpoints import averaged_weights, init_weights, load_checkpoint, model_from_checkpoint
 from deepsep.train.music import (
     MusicBatches,
     MusicLoss,
@@ -511,7 +511,7 @@ def test_final_exports_the_last_checkpoints_moving_average(tmp_path):
     assert res.exit_code == 0, res.output
     exported = load_model(tmp_path / "out" / "f.safetensors").state_dict()
     last = load_checkpoint(tmp_path / "run" / "last.pt")
-    average = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    average = averaged_weights(last)
     assert set(exported) == set(average) and last["step"] == 3
     assert all(torch.allclose(exported[k].float(), average[k].float(), atol=1e-3) for k in exported)
     assert any(not torch.allclose(average[k], last["model"][k]) for k in average)  # not the raw weights

@@ -95,6 +95,12 @@ def load_frozen(source: str, device: str | torch.device = "cpu") -> SeparationMo
     return model
 
 
+def averaged_weights(ck: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The moving average of the weights in a checkpoint of a run with ``--ema`` (its ``"ema"``
+    state, an ``AveragedModel``'s) as the model's own state dict."""
+    return {k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")}
+
+
 def model_from_checkpoint(path: str | Path, average: bool = False) -> SeparationModel:
     """The model a training checkpoint holds, in eval mode: its ``model`` weights, or with ``average``
     the moving average of the weights where a run with ``--ema`` kept one beside them (``"ema"``: in
@@ -102,7 +108,7 @@ def model_from_checkpoint(path: str | Path, average: bool = False) -> Separation
     ck = load_checkpoint(path)
     model = build_model(ck["arch"], ck["config"])
     if average and "ema" in ck:
-        model.load_state_dict({k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")})
+        model.load_state_dict(averaged_weights(ck))
     else:
         model.load_state_dict(ck["model"])
     return model.eval()
