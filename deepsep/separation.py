@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioInfo, AudioReader, StemWriter, remove_stale_partials, subtype_for
-from .errors import AudioError, DeepsepError
+from .errors import DeepsepError
 from .inputs import track_name
 from .interrupts import signals_deferred
 from .modelcache import ModelCache
@@ -84,9 +84,9 @@ def separate_file(
         writers = _open_writers(targets, reader.info, staging)
         try:
             frames, peak = stream(model, reader, writers, matrix, engine, progress, block_seconds)
-            if peak == 0.0:
-                raise AudioError(f"{path}: the audio is digital silence, there is nothing to separate")
             scale, notes = _write_outputs(writers, frames, output, stale)
+            if peak == 0.0:  # as in Demucs: a batch goes on, and silence separates into silent stems
+                notes.insert(0, f"{path}: the audio is digital silence: its stems are silent")
         except BaseException:
             for w in writers:
                 w.discard()

@@ -227,8 +227,6 @@ def make_bad_files(tmp_path: Path) -> dict[str, Path]:
     x = np.full(8000, 0.1, np.float32)
     x[4000] = np.nan
     sf.write(str(files["nan"]), x, 8000, subtype="FLOAT")
-    files["silence"] = tmp_path / "silence.wav"
-    sf.write(str(files["silence"]), np.zeros(8000, np.float32), 8000)
     return files
 
 
@@ -241,12 +239,23 @@ def test_bad_inputs_fail_one_line_each_and_batch_goes_on(tmp_path, write_audio):
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == len(bad), res.output
     for key, word in {"missing": "no such file", "empty": "empty", "corrupt": "not a readable audio file",
-                      "zero": "empty", "nan": "NaN", "silence": "silence"}.items():
+                      "zero": "empty", "nan": "NaN"}.items():
         assert any(bad[key].name in e and word in e for e in errors), (key, errors)
     assert (out / "good" / "voice.wav").is_file()
     for key in bad:  # nothing half-written for a failed file, not even an empty track folder
         assert not (out / key).exists(), key
     assert sorted(p.name for p in out.iterdir()) == ["good"]  # and no hidden partial files
+
+
+def test_digital_silence_separates_into_silent_stems(tmp_path):
+    """As in Demucs (and deepsep.separate): a silent file is audio, not an error; a warning says so."""
+    src = tmp_path / "silence.wav"
+    sf.write(str(src), np.zeros(8000, np.float32), 8000)
+    res = run("separate", str(src), "-m", "tiny-test", "-o", str(tmp_path / "o"))
+    assert res.exit_code == 0 and "digital silence: its stems are silent" in res.output, res.output
+    for stem in ("voice", "noise"):
+        audio, rate = sf.read(str(tmp_path / "o" / "silence" / f"{stem}.wav"))
+        assert rate == 8000 and audio.shape == (8000,) and not audio.any()
 
 
 def test_unwritable_output_folder(tmp_path, write_audio):
