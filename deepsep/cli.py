@@ -20,7 +20,7 @@ from rich.table import Table
 
 from . import __version__
 from .audio import CLIP_POLICIES, DEFAULT_FILENAME, MP3_LEVELS, OUTPUT_FORMATS
-from .console import THREADS_HELP, err, fail, out, reported, warn
+from .console import SHIFTS_HELP, THREADS_HELP, err, fail, out, reported, warn
 from .errors import DeepsepError, UsageError
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ def _inputs(paths: tuple[Path, ...], input_dir: str | None, out_dir: Path | None
               help="Overlap between segments, a fraction from 0 to below 1.")
 @click.option("--batch-size", type=int, help="Segments per forward pass [default: 1 on CPU, 16 on GPU].")
 @click.option("--shifts", type=int, default=1, show_default=True,
-              help="Separate each segment N times at offsets within one model frame and average "
-                   "(N times slower, slightly better).")
+              help=SHIFTS_HELP)
 @click.option("--stems", "stems", multiple=True, metavar="A,B", help="Keep only these stems (e.g. --stems vocals,drums).")
 @click.option("--two-stems", metavar="STEM", help="Write STEM and no_STEM (the rest summed), e.g. --two-stems vocals.")
 @click.option("--format", "fmt", type=click.Choice(list(OUTPUT_FORMATS)), default="wav", show_default=True,

@@ -42,6 +42,8 @@ err = PipeConsole(stderr=True)
 #: --threads of `separate` and `eval`
 THREADS_HELP = ("CPU threads for PyTorch (0: PyTorch's default, one per core) [default: 1 on the CPU, where more "
                 "threads than free cores made runs on a busy machine many times slower].")
+SHIFTS_HELP = ("Separate each segment N times at offsets within one model frame (a stereo model hears every second "
+               "pass with left and right swapped) and average (N times slower, slightly better).")
 
 
 def fail(message: str, status: int = 1) -> None:

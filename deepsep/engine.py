@@ -12,8 +12,9 @@ gives back its input exactly and consecutive segments crossfade without seams.
 
 With ``shifts = N > 1`` each segment is separated N times, delayed by N offsets spread evenly over
 the model's frame stride (the "shift trick" of Demucs, here within one frame: the model's STFT or
-encoder frames fall differently each time), and the N results are averaged. The delayed copies
-start with their delay in zeros (less than one frame), the one exception to "never padded".
+encoder frames fall differently each time), and the N results are averaged; a stereo model hears
+every second pass with its left and right channels swapped. The delayed copies start with their
+delay in zeros (less than one frame), the one exception to "never padded".
 
 A :class:`~deepsep.models.bag.ModelBag` (an ensemble) is separated by a :class:`BagSeparator`: one
 streaming separator per member, each with its own default segment, their stems averaged with the
@@ -62,10 +63,15 @@ def shift_offsets(stride: int, shifts: int) -> list[int]:
 
 def average_over_shifts(model: SeparationModel, x: torch.Tensor, offsets: list[int]) -> torch.Tensor:
     """Mean of ``model`` over copies of ``x`` (batch, channels, time) delayed by ``offsets``
-    samples (zeros in front, cropped after): (batch, sources, channels, time)."""
+    samples (zeros in front, cropped after): (batch, sources, channels, time). A stereo model hears
+    every second copy with its channels swapped (and its stems are swapped back): a second view
+    that differs more than a delay does."""
     total = None
-    for s in offsets:
-        y = model(F.pad(x, (s, 0)))[..., s:] if s else model(x)
+    for i, s in enumerate(offsets):
+        swap = i % 2 == 1 and x.shape[1] == 2
+        xi = x.flip(1) if swap else x
+        y = model(F.pad(xi, (s, 0)))[..., s:] if s else model(xi)
+        y = y.flip(2) if swap else y
         total = y.float() if total is None else total + y.float()
     assert total is not None
     return total / len(offsets)

@@ -133,6 +133,29 @@ def test_shifts_average_delayed_passes():
     torch.testing.assert_close(two.sum(0), x, atol=1e-4, rtol=1e-4)  # still adds up to the input
 
 
+class ChannelSplit(SeparationModel):
+    """Source 0 is the left channel alone, source 1 the right one: a model that is not symmetric in
+    its channels, as a stereo network is not."""
+
+    @property
+    def frame_stride(self) -> int:
+        return 4
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        left = torch.tensor([1.0, 0.0])[:, None]
+        return torch.stack([mix * left, mix * (1 - left)], dim=1)
+
+
+def test_shifts_swap_the_channels_of_every_second_pass_of_a_stereo_model():
+    model = ChannelSplit(ModelConfig(sample_rate=100, audio_channels=2, sources=("a", "b")))
+    x = torch.randn(2, 300)
+    torch.testing.assert_close(separate(model, x, segment=0), torch.stack([x * torch.tensor([[1.0], [0.0]]),
+                                                                           x * torch.tensor([[0.0], [1.0]])]))
+    two = separate(model, x, segment=0, shifts=2)  # the swapped pass puts each channel in the other source
+    torch.testing.assert_close(two, torch.stack([x / 2, x / 2]))
+    torch.testing.assert_close(two.sum(0), x)
+
+
 def test_window_is_positive_and_symmetric():
     for n in (1, 2, 7, 64):
         w = segment_window(n)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .. import __version__
-from ..console import THREADS_HELP, err, fail, reported, warn
+from ..console import SHIFTS_HELP, THREADS_HELP, err, fail, reported, warn
 from ..errors import DeepsepError, UsageError
 from ..evaluation import EvalItem, EvalResult, detect_items, evaluate, mixture_rate, resolve_dataset
 from ..evaluation.reports import LABELS, plot_distribution, plot_spectrograms, present_metrics, write_reports
@@ -85,8 +85,7 @@ def _report_name(model_info: dict[str, str]) -> str:
 @click.option("--overlap", type=float, default=0.25, show_default=True, help="From 0 to below 1.")
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--shifts", type=int, default=1, show_default=True,
-              help="Separate each segment N times at offsets within one model frame and average "
-                   "(N times slower, slightly better).")
+              help=SHIFTS_HELP)
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items.")
 @click.option("--plot-items", type=click.IntRange(0), default=2, show_default=True,
               help="Spectrogram pictures for this many items (0: none).")
