@@ -35,6 +35,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,9 +334,9 @@ class MusicDataset:
             if ref.stem_mp4 is not None or "mixture" in dict(ref.files):
                 self._mixtures[n] = decoded[0].copy()
             if progress:
-                print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True)
+                print(f"\rdecoded {i + 1}/{len(todo)} tracks", end="", flush=True, file=sys.stderr)
         if progress:
-            print()
+            print(file=sys.stderr)
         self.songs: dict[str, np.ndarray] = {}
         for folder in mixtures:
             files = mixture_files(folder, mixture_minutes * 60 if mixture_minutes else None)

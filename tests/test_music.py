@@ -449,6 +449,8 @@ def test_gan_command_trains_evaluates_and_exports(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.output[res.output.index("{"):])
     assert set(out["baselines"]) == {"mixture", "irm1", "irm2"} and "avg" in out["model"]["sdr"]
+    res = runner.invoke(cmd.music, [a for a in common if a != "--no-progress"] + ["--evaluate"])
+    assert res.exit_code == 0 and "decoded" in res.stderr and json.loads(res.stdout) == out  # progress off stdout
     res = runner.invoke(cmd.music, [*common, "--evaluate", "--export", "m"])  # into the run folder
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "m.safetensors").is_file() and (tmp_path / "run" / "m.safetensors.sha256").is_file()
