@@ -4,7 +4,8 @@ so that ``deepsep train music -o OUT --evaluate --final [--export NAME]`` measur
     python scripts/soup_runs.py runs/s23-m-speed3 runs/s23-m-speed2long -o runs/s23-soup
 
 The runs must share the network and config (stages from the same weights); OUT gets the first run's
-split.json, commands.txt and last.pt with the averaged weights in place of its moving average.
+split.json, commands.txt and last.pt, whose weights are the averaged ones (and no moving average of
+its own, so that --final reads them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from deepsep.train.checkpoints import load_checkpoint
+from deepsep.train.checkpoints import averaged_weights, load_checkpoint
 
 
 def main() -> None:
@@ -29,10 +30,11 @@ def main() -> None:
     cks = [load_checkpoint(r / "last.pt") for r in args.runs]
     if any("ema" not in ck for ck in cks) or any(ck["config"] != cks[0]["config"] for ck in cks):
         ap.error("every run needs --ema and the same network config")
+    averages = [averaged_weights(ck) for ck in cks]
     soup = cks[0]
-    for k, v in soup["ema"].items():
-        if k.startswith("module.") and v.is_floating_point():
-            soup["ema"][k] = sum(ck["ema"][k] for ck in cks) / len(cks)
+    soup["model"] = {k: sum(a[k] for a in averages) / len(averages) if v.is_floating_point() else v
+                     for k, v in averages[0].items()}
+    del soup["ema"]
     for key in ("config", "options", "extra"):  # as save_checkpoint stores them
         soup[key] = json.dumps(soup[key])
     args.out.mkdir(parents=True, exist_ok=False)
